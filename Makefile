@@ -1,0 +1,42 @@
+# eventgate — `make help` lists the targets.
+GO      ?= go
+BIN     ?= bin/eventgate
+PKGS    ?= ./...
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## Build the binary into bin/eventgate
+	$(GO) build -o $(BIN) .
+
+.PHONY: run
+run: build ## Run eventgate on an SQLite file in ./data (prints the admin token on first start)
+	EVENTGATE_ALLOWED_TARGETS=$${EVENTGATE_ALLOWED_TARGETS-} ./$(BIN) serve
+
+.PHONY: test
+test: ## Run every test
+	$(GO) test -count=1 -timeout 15m $(PKGS)
+
+.PHONY: bench
+bench: ## Run the Go benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+.PHONY: lint
+lint: ## go vet and gofmt
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^ent/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+.PHONY: generate
+generate: ## Regenerate ent, then gqlgen
+	$(GO) run -mod=mod ./ent/entc.go
+	$(GO) tool gqlgen generate
+
+.PHONY: verify
+verify: generate ## Prove generated code and go.mod are current
+	$(GO) mod tidy
+	git diff --exit-code -- . ':(exclude)data'
+	@untracked=$$(git ls-files --others --exclude-standard); if [ -n "$$untracked" ]; then echo "untracked generated files:"; echo "$$untracked"; exit 1; fi

@@ -1,0 +1,105 @@
+// Package scalar implements the custom GraphQL scalars of the contract: Time (RFC 3339 in UTC),
+// JSON (raw JSON passed through without re-encoding) and Cursor (an opaque log position).
+package scalar
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+)
+
+// MarshalTime writes t as RFC 3339 with nanoseconds trimmed, always in UTC.
+func MarshalTime(t time.Time) graphql.Marshaler {
+	return graphql.WriterFunc(func(w io.Writer) {
+		_, _ = io.WriteString(w, strconv.Quote(t.UTC().Format(time.RFC3339Nano)))
+	})
+}
+
+// UnmarshalTime reads an RFC 3339 string.
+func UnmarshalTime(v any) (time.Time, error) {
+	s, ok := v.(string)
+	if !ok {
+		return time.Time{}, fmt.Errorf("time must be an RFC 3339 string")
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("time must be RFC 3339, like 2026-01-02T15:04:05Z")
+	}
+	return t.UTC(), nil
+}
+
+// MarshalJSON writes raw JSON as it is; a nil value is written as null.
+func MarshalJSON(v json.RawMessage) graphql.Marshaler {
+	return graphql.WriterFunc(func(w io.Writer) {
+		if len(v) == 0 {
+			_, _ = io.WriteString(w, "null")
+			return
+		}
+		_, _ = w.Write(v)
+	})
+}
+
+// UnmarshalJSON accepts any JSON value (from variables or inline literals) and keeps its encoding.
+func UnmarshalJSON(v any) (json.RawMessage, error) {
+	if raw, ok := v.(json.RawMessage); ok {
+		return raw, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("not a JSON value: %w", err)
+	}
+	return b, nil
+}
+
+// Cursor is an opaque position in the event log.
+type Cursor string
+
+// ErrBadCursor is returned for a cursor that eventgate did not issue.
+var ErrBadCursor = errors.New("malformed cursor")
+
+// cursorVersion prefixes the encoded position so the format can change later.
+const cursorVersion = 1
+
+// CursorFor encodes a log position.
+func CursorFor(seq int64) Cursor {
+	var b [9]byte
+	b[0] = cursorVersion
+	binary.BigEndian.PutUint64(b[1:], uint64(seq))
+	return Cursor(base64.RawURLEncoding.EncodeToString(b[:]))
+}
+
+// Position decodes the log position of a cursor.
+func (c Cursor) Position() (int64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(string(c))
+	if err != nil || len(b) != 9 || b[0] != cursorVersion {
+		return 0, ErrBadCursor
+	}
+	seq := binary.BigEndian.Uint64(b[1:])
+	if seq > 1<<62 {
+		return 0, ErrBadCursor
+	}
+	return int64(seq), nil
+}
+
+// MarshalGQL writes the cursor as a string.
+func (c Cursor) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strconv.Quote(string(c))) }
+
+// UnmarshalGQL reads a cursor and checks that it decodes.
+func (c *Cursor) UnmarshalGQL(v any) error {
+	s, ok := v.(string)
+	if !ok {
+		return ErrBadCursor
+	}
+	if _, err := Cursor(s).Position(); err != nil {
+		return err
+	}
+	*c = Cursor(s)
+	return nil
+}
