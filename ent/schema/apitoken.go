@@ -1,7 +1,6 @@
 package schema
 
 import (
-	"time"
 
 	"entgo.io/ent"
 	"entgo.io/ent/schema/field"
@@ -21,7 +20,7 @@ func (ApiToken) Fields() []ent.Field {
 		field.JSON("scopes", []string{}),
 		// event_types null means every type.
 		field.JSON("event_types", []string{}).Optional(),
-		field.Time("created_at").Default(time.Now).Immutable(),
+		field.Time("created_at").Default(now).Immutable(),
 		field.Time("last_used_at").Optional().Nillable(),
 		field.Time("expires_at").Optional().Nillable(),
 		field.Time("revoked_at").Optional().Nillable(),

@@ -1,7 +1,6 @@
 package schema
 
 import (
-	"time"
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/entsql"
@@ -26,7 +25,7 @@ func (Delivery) Fields() []ent.Field {
 		field.Time("next_attempt_at").Optional().Nillable(),
 		field.Int("response_status").Optional().Nillable(),
 		field.String("error_message").Optional().Nillable(),
-		field.Time("created_at").Default(time.Now).Immutable(),
+		field.Time("created_at").Default(now).Immutable(),
 		field.Time("delivered_at").Optional().Nillable(),
 		// A claim is a lease: a worker owns the delivery until claimed_until; a crashed worker's
 		// claims are taken over once it passes.

@@ -1,7 +1,6 @@
 package schema
 
 import (
-	"time"
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/entsql"
@@ -27,7 +26,7 @@ func (Event) Fields() []ent.Field {
 		// conflicting reuse of the same id.
 		field.String("payload_hash").Immutable(),
 		field.Time("occurred_at").Immutable(),
-		field.Time("received_at").Default(time.Now).Immutable(),
+		field.Time("received_at").Default(now).Immutable(),
 	}
 }
 
