@@ -1,0 +1,21 @@
+-- 0001: the initial schema (webhooks, deliveries, attempts, events, API tokens, settings).
+CREATE TABLE `api_tokens` (`id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, `name` text NOT NULL, `prefix` text NOT NULL, `token_hash` text NOT NULL, `scopes` json NOT NULL, `event_types` json NULL, `created_at` datetime NOT NULL, `last_used_at` datetime NULL, `expires_at` datetime NULL, `revoked_at` datetime NULL);
+CREATE UNIQUE INDEX `api_tokens_token_hash_key` ON `api_tokens` (`token_hash`);
+CREATE TABLE `deliveries` (`id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, `event_type` text NOT NULL, `status` text NOT NULL DEFAULT ('PENDING'), `attempt_count` integer NOT NULL DEFAULT (0), `next_attempt_at` datetime NULL, `response_status` integer NULL, `error_message` text NULL, `created_at` datetime NOT NULL, `delivered_at` datetime NULL, `claimed_until` datetime NULL, `claimed_by` text NULL, `event_id` integer NOT NULL, `webhook_id` integer NOT NULL, CONSTRAINT `deliveries_events_deliveries` FOREIGN KEY (`event_id`) REFERENCES `events` (`id`) ON DELETE CASCADE, CONSTRAINT `deliveries_webhooks_deliveries` FOREIGN KEY (`webhook_id`) REFERENCES `webhooks` (`id`) ON DELETE CASCADE);
+CREATE INDEX `delivery_status_next_attempt_at` ON `deliveries` (`status`, `next_attempt_at`);
+CREATE INDEX `delivery_webhook_id_created_at` ON `deliveries` (`webhook_id`, `created_at`);
+CREATE INDEX `delivery_event_id` ON `deliveries` (`event_id`);
+CREATE INDEX `delivery_created_at` ON `deliveries` (`created_at`);
+CREATE TABLE `delivery_attempts` (`id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, `number` integer NOT NULL, `requested_at` datetime NOT NULL, `duration_ms` integer NOT NULL, `request_headers` json NOT NULL, `response_status` integer NULL, `response_headers` json NULL, `response_body` text NULL, `error_code` text NULL, `error_message` text NULL, `delivery_id` integer NOT NULL, CONSTRAINT `delivery_attempts_deliveries_attempts` FOREIGN KEY (`delivery_id`) REFERENCES `deliveries` (`id`) ON DELETE CASCADE);
+CREATE INDEX `deliveryattempt_delivery_id_number` ON `delivery_attempts` (`delivery_id`, `number`);
+CREATE INDEX `deliveryattempt_requested_at` ON `delivery_attempts` (`requested_at`);
+CREATE TABLE `events` (`id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, `event_id` text NOT NULL, `type` text NOT NULL, `payload` blob NOT NULL, `payload_hash` text NOT NULL, `occurred_at` datetime NOT NULL, `received_at` datetime NOT NULL);
+CREATE UNIQUE INDEX `events_event_id_key` ON `events` (`event_id`);
+CREATE INDEX `event_type` ON `events` (`type`);
+CREATE INDEX `event_occurred_at` ON `events` (`occurred_at`);
+CREATE INDEX `event_received_at` ON `events` (`received_at`);
+CREATE TABLE `settings` (`id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, `key` text NOT NULL, `value` text NOT NULL);
+CREATE UNIQUE INDEX `settings_key_key` ON `settings` (`key`);
+CREATE TABLE `webhooks` (`id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, `name` text NOT NULL, `url` text NOT NULL, `event_types` json NOT NULL, `is_active` bool NOT NULL DEFAULT (true), `description` text NULL, `secret_ciphertext` blob NOT NULL, `old_secrets` json NULL, `payload_format` text NOT NULL DEFAULT ('STANDARD'), `timeout_seconds` integer NOT NULL DEFAULT (15), `custom_headers_ciphertext` blob NULL, `custom_header_names` json NULL, `rate_limit_per_second` integer NULL, `created_at` datetime NOT NULL, `updated_at` datetime NOT NULL, `last_triggered_at` datetime NULL, `success_count` integer NOT NULL DEFAULT (0), `failure_count` integer NOT NULL DEFAULT (0), `consecutive_failures` integer NOT NULL DEFAULT (0), `first_failure_at` datetime NULL, `disabled_reason` text NULL);
+CREATE INDEX `webhook_is_active` ON `webhooks` (`is_active`);
+CREATE INDEX `webhook_created_at` ON `webhooks` (`created_at`);
