@@ -46,7 +46,7 @@ type Config struct {
 // setting describes one configuration entry: its flag, its variable, its default and its help.
 type setting struct {
 	flag, env, def, help string
-	apply               func(c *Config, v string) error
+	apply                func(c *Config, v string) error
 }
 
 func settings() []setting {
