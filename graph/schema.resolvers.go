@@ -8,213 +8,422 @@ package graph
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/eventgate/eventgate/ent"
 	"github.com/eventgate/eventgate/graph/generated"
 	"github.com/eventgate/eventgate/graph/model"
 	"github.com/eventgate/eventgate/graph/scalar"
+	"github.com/eventgate/eventgate/server/apperr"
+	"github.com/eventgate/eventgate/server/auth"
+	"github.com/eventgate/eventgate/server/events"
+	"github.com/eventgate/eventgate/server/webhooks"
 )
 
 // Scopes is the resolver for the scopes field.
 func (r *apiTokenResolver) Scopes(ctx context.Context, obj *ent.ApiToken) ([]model.Scope, error) {
-	panic(fmt.Errorf("not implemented: Scopes - scopes"))
+	out := make([]model.Scope, len(obj.Scopes))
+	for i, s := range obj.Scopes {
+		out[i] = model.Scope(s)
+	}
+	return out, nil
 }
 
 // Webhook is the resolver for the webhook field.
 func (r *deliveryResolver) Webhook(ctx context.Context, obj *ent.Delivery) (*ent.Webhook, error) {
-	panic(fmt.Errorf("not implemented: Webhook - webhook"))
+	if obj.Edges.Webhook != nil {
+		return obj.Edges.Webhook, nil
+	}
+	return obj.QueryWebhook().Only(ctx)
 }
 
 // Event is the resolver for the event field.
 func (r *deliveryResolver) Event(ctx context.Context, obj *ent.Delivery) (*ent.Event, error) {
-	panic(fmt.Errorf("not implemented: Event - event"))
+	if obj.Edges.Event != nil {
+		return obj.Edges.Event, nil
+	}
+	return obj.QueryEvent().Only(ctx)
 }
 
 // Status is the resolver for the status field.
 func (r *deliveryResolver) Status(ctx context.Context, obj *ent.Delivery) (model.DeliveryStatus, error) {
-	panic(fmt.Errorf("not implemented: Status - status"))
+	return model.DeliveryStatus(obj.Status), nil
 }
 
 // Attempts is the resolver for the attempts field.
-func (r *deliveryResolver) Attempts(ctx context.Context, obj *ent.Delivery) ([]ent.DeliveryAttempt, error) {
-	panic(fmt.Errorf("not implemented: Attempts - attempts"))
+func (r *deliveryResolver) Attempts(ctx context.Context, obj *ent.Delivery) ([]*ent.DeliveryAttempt, error) {
+	return r.WebhookService.Attempts(ctx, obj)
 }
 
 // RequestHeaders is the resolver for the requestHeaders field.
 func (r *deliveryAttemptResolver) RequestHeaders(ctx context.Context, obj *ent.DeliveryAttempt) (json.RawMessage, error) {
-	panic(fmt.Errorf("not implemented: RequestHeaders - requestHeaders"))
+	return json.Marshal(obj.RequestHeaders)
 }
 
 // ResponseHeaders is the resolver for the responseHeaders field.
 func (r *deliveryAttemptResolver) ResponseHeaders(ctx context.Context, obj *ent.DeliveryAttempt) (json.RawMessage, error) {
-	panic(fmt.Errorf("not implemented: ResponseHeaders - responseHeaders"))
+	if obj.ResponseHeaders == nil {
+		return nil, nil
+	}
+	return json.Marshal(obj.ResponseHeaders)
 }
 
 // ErrorCode is the resolver for the errorCode field.
 func (r *deliveryAttemptResolver) ErrorCode(ctx context.Context, obj *ent.DeliveryAttempt) (*model.DeliveryErrorCode, error) {
-	panic(fmt.Errorf("not implemented: ErrorCode - errorCode"))
+	if obj.ErrorCode == nil {
+		return nil, nil
+	}
+	code := model.DeliveryErrorCode(*obj.ErrorCode)
+	return &code, nil
 }
 
 // Cursor is the resolver for the cursor field.
 func (r *eventResolver) Cursor(ctx context.Context, obj *ent.Event) (scalar.Cursor, error) {
-	panic(fmt.Errorf("not implemented: Cursor - cursor"))
+	return scalar.CursorFor(int64(obj.ID)), nil
 }
 
 // Payload is the resolver for the payload field.
 func (r *eventResolver) Payload(ctx context.Context, obj *ent.Event) (json.RawMessage, error) {
-	panic(fmt.Errorf("not implemented: Payload - payload"))
+	return obj.Payload, nil
 }
 
 // Data is the resolver for the data field.
 func (r *eventResolver) Data(ctx context.Context, obj *ent.Event) (model.EventData, error) {
-	panic(fmt.Errorf("not implemented: Data - data"))
+	return eventData(obj.Type, obj.Payload)
 }
 
 // CreateWebhook is the resolver for the createWebhook field.
 func (r *mutationResolver) CreateWebhook(ctx context.Context, input model.CreateWebhookInput) (*model.CreateWebhookPayload, error) {
-	panic(fmt.Errorf("not implemented: CreateWebhook - createWebhook"))
+	w, secret, err := r.WebhookService.Create(ctx, webhooks.CreateInput{
+		Name:               input.Name,
+		URL:                input.URL,
+		EventTypes:         input.EventTypes,
+		Secret:             input.Secret,
+		Description:        input.Description,
+		IsActive:           valueOr(input.IsActive, true),
+		PayloadFormat:      string(valueOr(input.PayloadFormat, model.PayloadFormatStandard)),
+		TimeoutSeconds:     valueOr(input.TimeoutSeconds, 15),
+		CustomHeaders:      input.CustomHeaders,
+		RateLimitPerSecond: input.RateLimitPerSecond,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &model.CreateWebhookPayload{Webhook: w, Secret: secret}, nil
 }
 
 // UpdateWebhook is the resolver for the updateWebhook field.
 func (r *mutationResolver) UpdateWebhook(ctx context.Context, id string, input map[string]any) (*ent.Webhook, error) {
-	panic(fmt.Errorf("not implemented: UpdateWebhook - updateWebhook"))
+	wid, ok := parseID(id)
+	if !ok {
+		return nil, webhookNotFound(id)
+	}
+	upd, err := updateInput(input)
+	if err != nil {
+		return nil, err
+	}
+	return r.WebhookService.Update(ctx, wid, upd)
 }
 
 // DeleteWebhook is the resolver for the deleteWebhook field.
 func (r *mutationResolver) DeleteWebhook(ctx context.Context, id string) (bool, error) {
-	panic(fmt.Errorf("not implemented: DeleteWebhook - deleteWebhook"))
+	wid, ok := parseID(id)
+	if !ok {
+		return false, webhookNotFound(id)
+	}
+	return r.WebhookService.Delete(ctx, wid)
 }
 
 // RotateWebhookSecret is the resolver for the rotateWebhookSecret field.
 func (r *mutationResolver) RotateWebhookSecret(ctx context.Context, id string, secret *string, gracePeriodSeconds *int) (*model.CreateWebhookPayload, error) {
-	panic(fmt.Errorf("not implemented: RotateWebhookSecret - rotateWebhookSecret"))
+	wid, ok := parseID(id)
+	if !ok {
+		return nil, webhookNotFound(id)
+	}
+	grace := valueOr(gracePeriodSeconds, 86400)
+	if grace < 0 || grace > 604800 {
+		return nil, apperr.BadInput("gracePeriodSeconds", "must be between 0 and 604800")
+	}
+	w, plain, err := r.WebhookService.Rotate(ctx, wid, secret, time.Duration(grace)*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &model.CreateWebhookPayload{Webhook: w, Secret: plain}, nil
 }
 
 // TestWebhook is the resolver for the testWebhook field.
 func (r *mutationResolver) TestWebhook(ctx context.Context, id string) (*ent.Delivery, error) {
-	panic(fmt.Errorf("not implemented: TestWebhook - testWebhook"))
+	wid, ok := parseID(id)
+	if !ok {
+		return nil, webhookNotFound(id)
+	}
+	_, ds, err := r.EventService.Emit(ctx, "webhook.test", map[string]any{
+		"webhook_id": id, "message": "This is a test event sent by eventgate.",
+	}, &wid)
+	if err != nil {
+		return nil, err
+	}
+	return ds[0], nil
 }
 
 // Redeliver is the resolver for the redeliver field.
 func (r *mutationResolver) Redeliver(ctx context.Context, deliveryID string) (*ent.Delivery, error) {
-	panic(fmt.Errorf("not implemented: Redeliver - redeliver"))
+	did, ok := parseID(deliveryID)
+	if !ok {
+		return nil, apperr.New(apperr.NotFound, "no delivery with id %s", deliveryID)
+	}
+	return r.WebhookService.Redeliver(ctx, did)
 }
 
 // RetryFailedDeliveries is the resolver for the retryFailedDeliveries field.
 func (r *mutationResolver) RetryFailedDeliveries(ctx context.Context, webhookID string, since *time.Time) (int, error) {
-	panic(fmt.Errorf("not implemented: RetryFailedDeliveries - retryFailedDeliveries"))
+	wid, ok := parseID(webhookID)
+	if !ok {
+		return 0, webhookNotFound(webhookID)
+	}
+	return r.WebhookService.RetryFailed(ctx, wid, since)
 }
 
 // ReplayEvents is the resolver for the replayEvents field.
 func (r *mutationResolver) ReplayEvents(ctx context.Context, webhookID string, since time.Time, until *time.Time) (int, error) {
-	panic(fmt.Errorf("not implemented: ReplayEvents - replayEvents"))
+	wid, ok := parseID(webhookID)
+	if !ok {
+		return 0, webhookNotFound(webhookID)
+	}
+	return r.WebhookService.Replay(ctx, wid, since, until)
 }
 
 // PublishEvent is the resolver for the publishEvent field.
 func (r *mutationResolver) PublishEvent(ctx context.Context, input model.PublishEventInput) (*ent.Event, error) {
-	panic(fmt.Errorf("not implemented: PublishEvent - publishEvent"))
+	out, err := r.publish(ctx, []*model.PublishEventInput{&input}, func(int) string { return "input." })
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
 }
 
 // PublishEvents is the resolver for the publishEvents field.
-func (r *mutationResolver) PublishEvents(ctx context.Context, inputs []model.PublishEventInput) ([]ent.Event, error) {
-	panic(fmt.Errorf("not implemented: PublishEvents - publishEvents"))
+func (r *mutationResolver) PublishEvents(ctx context.Context, inputs []*model.PublishEventInput) ([]*ent.Event, error) {
+	if len(inputs) > events.MaxBatch {
+		return nil, apperr.BadInput("inputs", "at most %d events per call", events.MaxBatch)
+	}
+	return r.publish(ctx, inputs, inputsPrefix)
 }
 
 // CreateAPIToken is the resolver for the createApiToken field.
 func (r *mutationResolver) CreateAPIToken(ctx context.Context, input model.CreateAPITokenInput) (*model.CreateAPITokenPayload, error) {
-	panic(fmt.Errorf("not implemented: CreateAPIToken - createApiToken"))
+	scopes := make([]string, len(input.Scopes))
+	for i, s := range input.Scopes {
+		scopes[i] = string(s)
+	}
+	if err := validateEventTypeNames("input.eventTypes", input.EventTypes); err != nil {
+		return nil, err
+	}
+	tok, secret, err := r.Auth.Create(ctx, nil, auth.CreateInput{
+		Name: input.Name, Scopes: scopes, EventTypes: input.EventTypes, ExpiresAt: input.ExpiresAt,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &model.CreateAPITokenPayload{Token: tok, Secret: secret}, nil
 }
 
 // RevokeAPIToken is the resolver for the revokeApiToken field.
 func (r *mutationResolver) RevokeAPIToken(ctx context.Context, id string) (*ent.ApiToken, error) {
-	panic(fmt.Errorf("not implemented: RevokeAPIToken - revokeApiToken"))
+	tid, ok := parseID(id)
+	if !ok {
+		return nil, apperr.New(apperr.NotFound, "no API token with id %s", id)
+	}
+	return r.Auth.Revoke(ctx, tid)
 }
 
 // Webhooks is the resolver for the webhooks field.
 func (r *queryResolver) Webhooks(ctx context.Context, eventType *string, isActive *bool, limit *int, offset *int) (*model.WebhookPage, error) {
-	panic(fmt.Errorf("not implemented: Webhooks - webhooks"))
+	l, o, err := webhooks.ValidatePage(limit, offset)
+	if err != nil {
+		return nil, err
+	}
+	items, total, err := r.WebhookService.List(ctx, webhooks.ListFilter{EventType: eventType, IsActive: isActive, Limit: l, Offset: o})
+	if err != nil {
+		return nil, err
+	}
+	return &model.WebhookPage{Items: items, Total: total, Limit: l, Offset: o}, nil
 }
 
 // Webhook is the resolver for the webhook field.
 func (r *queryResolver) Webhook(ctx context.Context, id string) (*ent.Webhook, error) {
-	panic(fmt.Errorf("not implemented: Webhook - webhook"))
+	wid, ok := parseID(id)
+	if !ok {
+		return nil, nil
+	}
+	return r.WebhookService.Get(ctx, wid)
 }
 
 // WebhookStats is the resolver for the webhookStats field.
-func (r *queryResolver) WebhookStats(ctx context.Context, since *time.Time) (*model.WebhookStats, error) {
-	panic(fmt.Errorf("not implemented: WebhookStats - webhookStats"))
+func (r *queryResolver) WebhookStats(ctx context.Context, since *time.Time) (*webhooks.Stats, error) {
+	return r.WebhookService.Stats(ctx, nil, since)
 }
 
 // Deliveries is the resolver for the deliveries field.
 func (r *queryResolver) Deliveries(ctx context.Context, webhookID *string, status *model.DeliveryStatus, eventType *string, since *time.Time, until *time.Time, limit *int, offset *int) (*model.DeliveryPage, error) {
-	panic(fmt.Errorf("not implemented: Deliveries - deliveries"))
+	f := webhooks.DeliveryFilter{EventType: eventType, Since: since, Until: until}
+	if webhookID != nil {
+		wid, ok := parseID(*webhookID)
+		if !ok {
+			return &model.DeliveryPage{Items: []*ent.Delivery{}, Limit: valueOr(limit, 50), Offset: valueOr(offset, 0)}, nil
+		}
+		f.WebhookID = &wid
+	}
+	return r.deliveryPage(ctx, f, status, limit, offset)
 }
 
 // Delivery is the resolver for the delivery field.
 func (r *queryResolver) Delivery(ctx context.Context, id string) (*ent.Delivery, error) {
-	panic(fmt.Errorf("not implemented: Delivery - delivery"))
+	did, ok := parseID(id)
+	if !ok {
+		return nil, nil
+	}
+	d, err := r.Client.Delivery.Get(ctx, did)
+	if ent.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if p, _ := auth.FromContext(ctx); p == nil || !p.CanSee(d.EventType) {
+		return nil, nil
+	}
+	return d, nil
 }
 
 // Events is the resolver for the events field.
 func (r *queryResolver) Events(ctx context.Context, types []string, after *scalar.Cursor, first *int) (*model.EventConnection, error) {
-	panic(fmt.Errorf("not implemented: Events - events"))
+	n := valueOr(first, 50)
+	if n < 1 || n > 200 {
+		return nil, apperr.BadInput("first", "must be between 1 and 200")
+	}
+	visible, err := visibleTypes(ctx, types)
+	if err != nil {
+		return nil, err
+	}
+	var pos int64
+	if after != nil {
+		if pos, err = after.Position(); err != nil {
+			return nil, apperr.BadInput("after", "malformed cursor")
+		}
+		if err := r.EventService.CheckCursor(ctx, pos); err != nil {
+			return nil, err
+		}
+	}
+	conn := &model.EventConnection{Edges: []*model.EventEdge{}, PageInfo: &model.PageInfo{}}
+	if visible != nil && len(visible) == 0 {
+		return conn, nil
+	}
+	items, more, err := r.EventService.Page(ctx, visible, pos, n)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range items {
+		conn.Edges = append(conn.Edges, &model.EventEdge{Cursor: scalar.CursorFor(int64(e.ID)), Node: e})
+	}
+	if len(items) > 0 {
+		end := scalar.CursorFor(int64(items[len(items)-1].ID))
+		conn.PageInfo.EndCursor = &end
+	}
+	conn.PageInfo.HasNextPage = more
+	return conn, nil
 }
 
 // Event is the resolver for the event field.
 func (r *queryResolver) Event(ctx context.Context, id string) (*ent.Event, error) {
-	panic(fmt.Errorf("not implemented: Event - event"))
+	e, err := r.EventService.Get(ctx, id)
+	if err != nil || e == nil {
+		return nil, err
+	}
+	if p, _ := auth.FromContext(ctx); p == nil || !p.CanSee(e.Type) {
+		return nil, nil
+	}
+	return e, nil
 }
 
 // EventTypes is the resolver for the eventTypes field.
-func (r *queryResolver) EventTypes(ctx context.Context) ([]model.EventTypeInfo, error) {
-	panic(fmt.Errorf("not implemented: EventTypes - eventTypes"))
+func (r *queryResolver) EventTypes(ctx context.Context) ([]*model.EventTypeInfo, error) {
+	return eventTypeInfos(), nil
 }
 
 // APITokens is the resolver for the apiTokens field.
-func (r *queryResolver) APITokens(ctx context.Context) ([]ent.ApiToken, error) {
-	panic(fmt.Errorf("not implemented: APITokens - apiTokens"))
+func (r *queryResolver) APITokens(ctx context.Context) ([]*ent.ApiToken, error) {
+	return r.Client.ApiToken.Query().Order(ent.Desc("created_at"), ent.Desc("id")).All(ctx)
 }
 
 // Viewer is the resolver for the viewer field.
 func (r *queryResolver) Viewer(ctx context.Context) (*ent.ApiToken, error) {
-	panic(fmt.Errorf("not implemented: Viewer - viewer"))
+	p, err := auth.Require(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	return r.Client.ApiToken.Get(ctx, p.TokenID)
 }
 
 // Events is the resolver for the events field.
 func (r *subscriptionResolver) Events(ctx context.Context, types []string, after *scalar.Cursor) (<-chan *ent.Event, error) {
-	panic(fmt.Errorf("not implemented: Events - events"))
+	visible, err := visibleTypes(ctx, types)
+	if err != nil {
+		return nil, err
+	}
+	var pos *int64
+	if after != nil {
+		p, err := after.Position()
+		if err != nil {
+			return nil, apperr.BadInput("after", "malformed cursor")
+		}
+		pos = &p
+	}
+	return r.EventService.Stream(ctx, visible, pos, r.SubscriptionBuffer)
 }
 
 // DeliveryUpdated is the resolver for the deliveryUpdated field.
 func (r *subscriptionResolver) DeliveryUpdated(ctx context.Context, webhookID *string) (<-chan *ent.Delivery, error) {
-	panic(fmt.Errorf("not implemented: DeliveryUpdated - deliveryUpdated"))
+	p, err := auth.Require(ctx, auth.ScopeWebhooksRead)
+	if err != nil {
+		return nil, err
+	}
+	wid := -1
+	if webhookID != nil {
+		var ok bool
+		if wid, ok = parseID(*webhookID); !ok {
+			return nil, apperr.BadInput("webhookId", "no webhook with id %s", *webhookID)
+		}
+	}
+	keep := func(d *ent.Delivery) bool {
+		return (wid < 0 || d.WebhookID == wid) && p.CanSee(d.EventType)
+	}
+	return r.EventService.DeliveryUpdates(ctx, keep, r.SubscriptionBuffer), nil
 }
 
 // HasSecret is the resolver for the hasSecret field.
 func (r *webhookResolver) HasSecret(ctx context.Context, obj *ent.Webhook) (bool, error) {
-	panic(fmt.Errorf("not implemented: HasSecret - hasSecret"))
+	return len(obj.SecretCiphertext) > 0, nil
 }
 
 // PayloadFormat is the resolver for the payloadFormat field.
 func (r *webhookResolver) PayloadFormat(ctx context.Context, obj *ent.Webhook) (model.PayloadFormat, error) {
-	panic(fmt.Errorf("not implemented: PayloadFormat - payloadFormat"))
+	return model.PayloadFormat(obj.PayloadFormat), nil
 }
 
 // CustomHeaders is the resolver for the customHeaders field.
 func (r *webhookResolver) CustomHeaders(ctx context.Context, obj *ent.Webhook) (json.RawMessage, error) {
-	panic(fmt.Errorf("not implemented: CustomHeaders - customHeaders"))
+	return webhooks.HeaderNames(obj), nil
 }
 
 // Deliveries is the resolver for the deliveries field.
 func (r *webhookResolver) Deliveries(ctx context.Context, obj *ent.Webhook, status *model.DeliveryStatus, limit *int, offset *int) (*model.DeliveryPage, error) {
-	panic(fmt.Errorf("not implemented: Deliveries - deliveries"))
+	return r.deliveryPage(ctx, webhooks.DeliveryFilter{WebhookID: &obj.ID}, status, limit, offset)
 }
 
 // Stats is the resolver for the stats field.
-func (r *webhookResolver) Stats(ctx context.Context, obj *ent.Webhook, since *time.Time) (*model.WebhookStats, error) {
-	panic(fmt.Errorf("not implemented: Stats - stats"))
+func (r *webhookResolver) Stats(ctx context.Context, obj *ent.Webhook, since *time.Time) (*webhooks.Stats, error) {
+	return r.WebhookService.Stats(ctx, &obj.ID, since)
 }
 
 // ApiToken returns generated.ApiTokenResolver implementation.
@@ -243,13 +452,11 @@ func (r *Resolver) Subscription() generated.SubscriptionResolver { return &subsc
 // Webhook returns generated.WebhookResolver implementation.
 func (r *Resolver) Webhook() generated.WebhookResolver { return &webhookResolver{r} }
 
-type (
-	apiTokenResolver        struct{ *Resolver }
-	deliveryResolver        struct{ *Resolver }
-	deliveryAttemptResolver struct{ *Resolver }
-	eventResolver           struct{ *Resolver }
-	mutationResolver        struct{ *Resolver }
-	queryResolver           struct{ *Resolver }
-	subscriptionResolver    struct{ *Resolver }
-	webhookResolver         struct{ *Resolver }
-)
+type apiTokenResolver struct{ *Resolver }
+type deliveryResolver struct{ *Resolver }
+type deliveryAttemptResolver struct{ *Resolver }
+type eventResolver struct{ *Resolver }
+type mutationResolver struct{ *Resolver }
+type queryResolver struct{ *Resolver }
+type subscriptionResolver struct{ *Resolver }
+type webhookResolver struct{ *Resolver }

@@ -18,6 +18,7 @@ import (
 	"github.com/eventgate/eventgate/ent"
 	"github.com/eventgate/eventgate/graph/model"
 	"github.com/eventgate/eventgate/graph/scalar"
+	"github.com/eventgate/eventgate/server/webhooks"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -133,7 +134,7 @@ type ComplexityRoot struct {
 		CreateWebhook         func(childComplexity int, input model.CreateWebhookInput) int
 		DeleteWebhook         func(childComplexity int, id string) int
 		PublishEvent          func(childComplexity int, input model.PublishEventInput) int
-		PublishEvents         func(childComplexity int, inputs []model.PublishEventInput) int
+		PublishEvents         func(childComplexity int, inputs []*model.PublishEventInput) int
 		Redeliver             func(childComplexity int, deliveryID string) int
 		ReplayEvents          func(childComplexity int, webhookID string, since time.Time, until *time.Time) int
 		RetryFailedDeliveries func(childComplexity int, webhookID string, since *time.Time) int
@@ -294,7 +295,7 @@ type DeliveryResolver interface {
 
 	Status(ctx context.Context, obj *ent.Delivery) (model.DeliveryStatus, error)
 
-	Attempts(ctx context.Context, obj *ent.Delivery) ([]ent.DeliveryAttempt, error)
+	Attempts(ctx context.Context, obj *ent.Delivery) ([]*ent.DeliveryAttempt, error)
 }
 type DeliveryAttemptResolver interface {
 	RequestHeaders(ctx context.Context, obj *ent.DeliveryAttempt) (json.RawMessage, error)
@@ -319,20 +320,20 @@ type MutationResolver interface {
 	RetryFailedDeliveries(ctx context.Context, webhookID string, since *time.Time) (int, error)
 	ReplayEvents(ctx context.Context, webhookID string, since time.Time, until *time.Time) (int, error)
 	PublishEvent(ctx context.Context, input model.PublishEventInput) (*ent.Event, error)
-	PublishEvents(ctx context.Context, inputs []model.PublishEventInput) ([]ent.Event, error)
+	PublishEvents(ctx context.Context, inputs []*model.PublishEventInput) ([]*ent.Event, error)
 	CreateAPIToken(ctx context.Context, input model.CreateAPITokenInput) (*model.CreateAPITokenPayload, error)
 	RevokeAPIToken(ctx context.Context, id string) (*ent.ApiToken, error)
 }
 type QueryResolver interface {
 	Webhooks(ctx context.Context, eventType *string, isActive *bool, limit *int, offset *int) (*model.WebhookPage, error)
 	Webhook(ctx context.Context, id string) (*ent.Webhook, error)
-	WebhookStats(ctx context.Context, since *time.Time) (*model.WebhookStats, error)
+	WebhookStats(ctx context.Context, since *time.Time) (*webhooks.Stats, error)
 	Deliveries(ctx context.Context, webhookID *string, status *model.DeliveryStatus, eventType *string, since *time.Time, until *time.Time, limit *int, offset *int) (*model.DeliveryPage, error)
 	Delivery(ctx context.Context, id string) (*ent.Delivery, error)
 	Events(ctx context.Context, types []string, after *scalar.Cursor, first *int) (*model.EventConnection, error)
 	Event(ctx context.Context, id string) (*ent.Event, error)
-	EventTypes(ctx context.Context) ([]model.EventTypeInfo, error)
-	APITokens(ctx context.Context) ([]ent.ApiToken, error)
+	EventTypes(ctx context.Context) ([]*model.EventTypeInfo, error)
+	APITokens(ctx context.Context) ([]*ent.ApiToken, error)
 	Viewer(ctx context.Context) (*ent.ApiToken, error)
 }
 type SubscriptionResolver interface {
@@ -346,7 +347,7 @@ type WebhookResolver interface {
 	CustomHeaders(ctx context.Context, obj *ent.Webhook) (json.RawMessage, error)
 
 	Deliveries(ctx context.Context, obj *ent.Webhook, status *model.DeliveryStatus, limit *int, offset *int) (*model.DeliveryPage, error)
-	Stats(ctx context.Context, obj *ent.Webhook, since *time.Time) (*model.WebhookStats, error)
+	Stats(ctx context.Context, obj *ent.Webhook, since *time.Time) (*webhooks.Stats, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -743,7 +744,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.PublishEvents(childComplexity, args["inputs"].([]model.PublishEventInput)), true
+		return e.ComplexityRoot.Mutation.PublishEvents(childComplexity, args["inputs"].([]*model.PublishEventInput)), true
 	case "Mutation.redeliver":
 		if e.ComplexityRoot.Mutation.Redeliver == nil {
 			break
@@ -2689,8 +2690,8 @@ func (ec *executionContext) field_Mutation_publishEvents_args(ctx context.Contex
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "inputs",
-		func(ctx context.Context, v any) ([]model.PublishEventInput, error) {
-			return ec.unmarshalNPublishEventInput2ᚕgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐPublishEventInputᚄ(ctx, v)
+		func(ctx context.Context, v any) ([]*model.PublishEventInput, error) {
+			return ec.unmarshalNPublishEventInput2ᚕᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐPublishEventInputᚄ(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3799,8 +3800,8 @@ func (ec *executionContext) _Delivery_attempts(ctx context.Context, field graphq
 			return ec.Resolvers.Delivery().Attempts(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []ent.DeliveryAttempt) graphql.Marshaler {
-			return ec.marshalNDeliveryAttempt2ᚕgithubᚗcomᚋeventgateᚋeventgateᚋentᚐDeliveryAttemptᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.DeliveryAttempt) graphql.Marshaler {
+			return ec.marshalNDeliveryAttempt2ᚕᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚐDeliveryAttemptᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4038,8 +4039,8 @@ func (ec *executionContext) _DeliveryPage_items(ctx context.Context, field graph
 			return obj.Items, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []ent.Delivery) graphql.Marshaler {
-			return ec.marshalNDelivery2ᚕgithubᚗcomᚋeventgateᚋeventgateᚋentᚐDeliveryᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.Delivery) graphql.Marshaler {
+			return ec.marshalNDelivery2ᚕᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚐDeliveryᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4300,8 +4301,8 @@ func (ec *executionContext) _EventConnection_edges(ctx context.Context, field gr
 			return obj.Edges, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []model.EventEdge) graphql.Marshaler {
-			return ec.marshalNEventEdge2ᚕgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐEventEdgeᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.EventEdge) graphql.Marshaler {
+			return ec.marshalNEventEdge2ᚕᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐEventEdgeᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4882,11 +4883,11 @@ func (ec *executionContext) _Mutation_publishEvents(ctx context.Context, field g
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().PublishEvents(ctx, fc.Args["inputs"].([]model.PublishEventInput))
+			return ec.Resolvers.Mutation().PublishEvents(ctx, fc.Args["inputs"].([]*model.PublishEventInput))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []ent.Event) graphql.Marshaler {
-			return ec.marshalNEvent2ᚕgithubᚗcomᚋeventgateᚋeventgateᚋentᚐEventᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.Event) graphql.Marshaler {
+			return ec.marshalNEvent2ᚕᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚐEventᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5358,8 +5359,8 @@ func (ec *executionContext) _Query_webhookStats(ctx context.Context, field graph
 			return ec.Resolvers.Query().WebhookStats(ctx, fc.Args["since"].(*time.Time))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.WebhookStats) graphql.Marshaler {
-			return ec.marshalNWebhookStats2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐWebhookStats(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *webhooks.Stats) graphql.Marshaler {
+			return ec.marshalNWebhookStats2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋserverᚋwebhooksᚐStats(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5577,8 +5578,8 @@ func (ec *executionContext) _Query_eventTypes(ctx context.Context, field graphql
 			return ec.Resolvers.Query().EventTypes(ctx)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []model.EventTypeInfo) graphql.Marshaler {
-			return ec.marshalNEventTypeInfo2ᚕgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐEventTypeInfoᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.EventTypeInfo) graphql.Marshaler {
+			return ec.marshalNEventTypeInfo2ᚕᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐEventTypeInfoᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5609,8 +5610,8 @@ func (ec *executionContext) _Query_apiTokens(ctx context.Context, field graphql.
 			return ec.Resolvers.Query().APITokens(ctx)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []ent.ApiToken) graphql.Marshaler {
-			return ec.marshalNApiToken2ᚕgithubᚗcomᚋeventgateᚋeventgateᚋentᚐApiTokenᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.ApiToken) graphql.Marshaler {
+			return ec.marshalNApiToken2ᚕᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚐApiTokenᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7101,8 +7102,8 @@ func (ec *executionContext) _Webhook_stats(ctx context.Context, field graphql.Co
 			return ec.Resolvers.Webhook().Stats(ctx, obj, fc.Args["since"].(*time.Time))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.WebhookStats) graphql.Marshaler {
-			return ec.marshalNWebhookStats2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐWebhookStats(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *webhooks.Stats) graphql.Marshaler {
+			return ec.marshalNWebhookStats2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋserverᚋwebhooksᚐStats(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7190,8 +7191,8 @@ func (ec *executionContext) _WebhookPage_items(ctx context.Context, field graphq
 			return obj.Items, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []ent.Webhook) graphql.Marshaler {
-			return ec.marshalNWebhook2ᚕgithubᚗcomᚋeventgateᚋeventgateᚋentᚐWebhookᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.Webhook) graphql.Marshaler {
+			return ec.marshalNWebhook2ᚕᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚐWebhookᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7279,7 +7280,7 @@ func (ec *executionContext) fieldContext_WebhookPage_offset(_ context.Context, f
 	return graphql.NewScalarFieldContext("WebhookPage", field, false, false, "Int")
 }
 
-func (ec *executionContext) _WebhookStats_totalWebhooks(ctx context.Context, field graphql.CollectedField, obj *model.WebhookStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookStats_totalWebhooks(ctx context.Context, field graphql.CollectedField, obj *webhooks.Stats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7302,7 +7303,7 @@ func (ec *executionContext) fieldContext_WebhookStats_totalWebhooks(_ context.Co
 	return graphql.NewScalarFieldContext("WebhookStats", field, false, false, "Int")
 }
 
-func (ec *executionContext) _WebhookStats_activeWebhooks(ctx context.Context, field graphql.CollectedField, obj *model.WebhookStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookStats_activeWebhooks(ctx context.Context, field graphql.CollectedField, obj *webhooks.Stats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7325,7 +7326,7 @@ func (ec *executionContext) fieldContext_WebhookStats_activeWebhooks(_ context.C
 	return graphql.NewScalarFieldContext("WebhookStats", field, false, false, "Int")
 }
 
-func (ec *executionContext) _WebhookStats_totalDeliveries(ctx context.Context, field graphql.CollectedField, obj *model.WebhookStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookStats_totalDeliveries(ctx context.Context, field graphql.CollectedField, obj *webhooks.Stats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7348,7 +7349,7 @@ func (ec *executionContext) fieldContext_WebhookStats_totalDeliveries(_ context.
 	return graphql.NewScalarFieldContext("WebhookStats", field, false, false, "Int")
 }
 
-func (ec *executionContext) _WebhookStats_successfulDeliveries(ctx context.Context, field graphql.CollectedField, obj *model.WebhookStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookStats_successfulDeliveries(ctx context.Context, field graphql.CollectedField, obj *webhooks.Stats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7371,7 +7372,7 @@ func (ec *executionContext) fieldContext_WebhookStats_successfulDeliveries(_ con
 	return graphql.NewScalarFieldContext("WebhookStats", field, false, false, "Int")
 }
 
-func (ec *executionContext) _WebhookStats_failedDeliveries(ctx context.Context, field graphql.CollectedField, obj *model.WebhookStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookStats_failedDeliveries(ctx context.Context, field graphql.CollectedField, obj *webhooks.Stats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7394,7 +7395,7 @@ func (ec *executionContext) fieldContext_WebhookStats_failedDeliveries(_ context
 	return graphql.NewScalarFieldContext("WebhookStats", field, false, false, "Int")
 }
 
-func (ec *executionContext) _WebhookStats_pendingDeliveries(ctx context.Context, field graphql.CollectedField, obj *model.WebhookStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookStats_pendingDeliveries(ctx context.Context, field graphql.CollectedField, obj *webhooks.Stats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7417,7 +7418,7 @@ func (ec *executionContext) fieldContext_WebhookStats_pendingDeliveries(_ contex
 	return graphql.NewScalarFieldContext("WebhookStats", field, false, false, "Int")
 }
 
-func (ec *executionContext) _WebhookStats_successRate(ctx context.Context, field graphql.CollectedField, obj *model.WebhookStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookStats_successRate(ctx context.Context, field graphql.CollectedField, obj *webhooks.Stats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7440,7 +7441,7 @@ func (ec *executionContext) fieldContext_WebhookStats_successRate(_ context.Cont
 	return graphql.NewScalarFieldContext("WebhookStats", field, false, false, "Float")
 }
 
-func (ec *executionContext) _WebhookStats_p50LatencyMs(ctx context.Context, field graphql.CollectedField, obj *model.WebhookStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookStats_p50LatencyMs(ctx context.Context, field graphql.CollectedField, obj *webhooks.Stats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7463,7 +7464,7 @@ func (ec *executionContext) fieldContext_WebhookStats_p50LatencyMs(_ context.Con
 	return graphql.NewScalarFieldContext("WebhookStats", field, false, false, "Float")
 }
 
-func (ec *executionContext) _WebhookStats_p99LatencyMs(ctx context.Context, field graphql.CollectedField, obj *model.WebhookStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookStats_p99LatencyMs(ctx context.Context, field graphql.CollectedField, obj *webhooks.Stats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10472,7 +10473,7 @@ func (ec *executionContext) _WebhookPage(ctx context.Context, sel ast.SelectionS
 
 var webhookStatsImplementors = []string{"WebhookStats"}
 
-func (ec *executionContext) _WebhookStats(ctx context.Context, sel ast.SelectionSet, obj *model.WebhookStats) graphql.Marshaler {
+func (ec *executionContext) _WebhookStats(ctx context.Context, sel ast.SelectionSet, obj *webhooks.Stats) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, webhookStatsImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -10943,15 +10944,11 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
-func (ec *executionContext) marshalNApiToken2githubᚗcomᚋeventgateᚋeventgateᚋentᚐApiToken(ctx context.Context, sel ast.SelectionSet, v ent.ApiToken) graphql.Marshaler {
-	return ec._ApiToken(ctx, sel, &v)
-}
-
-func (ec *executionContext) marshalNApiToken2ᚕgithubᚗcomᚋeventgateᚋeventgateᚋentᚐApiTokenᚄ(ctx context.Context, sel ast.SelectionSet, v []ent.ApiToken) graphql.Marshaler {
+func (ec *executionContext) marshalNApiToken2ᚕᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚐApiTokenᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.ApiToken) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNApiToken2githubᚗcomᚋeventgateᚋeventgateᚋentᚐApiToken(ctx, sel, v[i])
+		return ec.marshalNApiToken2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚐApiToken(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -11021,15 +11018,11 @@ func (ec *executionContext) marshalNCursor2githubᚗcomᚋeventgateᚋeventgate�
 	return v
 }
 
-func (ec *executionContext) marshalNDelivery2githubᚗcomᚋeventgateᚋeventgateᚋentᚐDelivery(ctx context.Context, sel ast.SelectionSet, v ent.Delivery) graphql.Marshaler {
-	return ec._Delivery(ctx, sel, &v)
-}
-
-func (ec *executionContext) marshalNDelivery2ᚕgithubᚗcomᚋeventgateᚋeventgateᚋentᚐDeliveryᚄ(ctx context.Context, sel ast.SelectionSet, v []ent.Delivery) graphql.Marshaler {
+func (ec *executionContext) marshalNDelivery2ᚕᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚐDeliveryᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.Delivery) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNDelivery2githubᚗcomᚋeventgateᚋeventgateᚋentᚐDelivery(ctx, sel, v[i])
+		return ec.marshalNDelivery2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚐDelivery(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -11049,15 +11042,11 @@ func (ec *executionContext) marshalNDelivery2ᚖgithubᚗcomᚋeventgateᚋevent
 	return ec._Delivery(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNDeliveryAttempt2githubᚗcomᚋeventgateᚋeventgateᚋentᚐDeliveryAttempt(ctx context.Context, sel ast.SelectionSet, v ent.DeliveryAttempt) graphql.Marshaler {
-	return ec._DeliveryAttempt(ctx, sel, &v)
-}
-
-func (ec *executionContext) marshalNDeliveryAttempt2ᚕgithubᚗcomᚋeventgateᚋeventgateᚋentᚐDeliveryAttemptᚄ(ctx context.Context, sel ast.SelectionSet, v []ent.DeliveryAttempt) graphql.Marshaler {
+func (ec *executionContext) marshalNDeliveryAttempt2ᚕᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚐDeliveryAttemptᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.DeliveryAttempt) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNDeliveryAttempt2githubᚗcomᚋeventgateᚋeventgateᚋentᚐDeliveryAttempt(ctx, sel, v[i])
+		return ec.marshalNDeliveryAttempt2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚐDeliveryAttempt(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -11067,6 +11056,14 @@ func (ec *executionContext) marshalNDeliveryAttempt2ᚕgithubᚗcomᚋeventgate�
 	}
 
 	return ret
+}
+
+func (ec *executionContext) marshalNDeliveryAttempt2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚐDeliveryAttempt(ctx context.Context, sel ast.SelectionSet, v *ent.DeliveryAttempt) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeliveryAttempt!")
+		return graphql.Null
+	}
+	return ec._DeliveryAttempt(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNDeliveryPage2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐDeliveryPage(ctx context.Context, sel ast.SelectionSet, v *model.DeliveryPage) graphql.Marshaler {
@@ -11087,15 +11084,11 @@ func (ec *executionContext) marshalNDeliveryStatus2githubᚗcomᚋeventgateᚋev
 	return v
 }
 
-func (ec *executionContext) marshalNEvent2githubᚗcomᚋeventgateᚋeventgateᚋentᚐEvent(ctx context.Context, sel ast.SelectionSet, v ent.Event) graphql.Marshaler {
-	return ec._Event(ctx, sel, &v)
-}
-
-func (ec *executionContext) marshalNEvent2ᚕgithubᚗcomᚋeventgateᚋeventgateᚋentᚐEventᚄ(ctx context.Context, sel ast.SelectionSet, v []ent.Event) graphql.Marshaler {
+func (ec *executionContext) marshalNEvent2ᚕᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚐEventᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.Event) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNEvent2githubᚗcomᚋeventgateᚋeventgateᚋentᚐEvent(ctx, sel, v[i])
+		return ec.marshalNEvent2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚐEvent(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -11123,15 +11116,11 @@ func (ec *executionContext) marshalNEventConnection2ᚖgithubᚗcomᚋeventgate�
 	return ec._EventConnection(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNEventEdge2githubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐEventEdge(ctx context.Context, sel ast.SelectionSet, v model.EventEdge) graphql.Marshaler {
-	return ec._EventEdge(ctx, sel, &v)
-}
-
-func (ec *executionContext) marshalNEventEdge2ᚕgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐEventEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []model.EventEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNEventEdge2ᚕᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐEventEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.EventEdge) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNEventEdge2githubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐEventEdge(ctx, sel, v[i])
+		return ec.marshalNEventEdge2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐEventEdge(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -11143,15 +11132,19 @@ func (ec *executionContext) marshalNEventEdge2ᚕgithubᚗcomᚋeventgateᚋeven
 	return ret
 }
 
-func (ec *executionContext) marshalNEventTypeInfo2githubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐEventTypeInfo(ctx context.Context, sel ast.SelectionSet, v model.EventTypeInfo) graphql.Marshaler {
-	return ec._EventTypeInfo(ctx, sel, &v)
+func (ec *executionContext) marshalNEventEdge2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐEventEdge(ctx context.Context, sel ast.SelectionSet, v *model.EventEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "EventEdge!")
+		return graphql.Null
+	}
+	return ec._EventEdge(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNEventTypeInfo2ᚕgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐEventTypeInfoᚄ(ctx context.Context, sel ast.SelectionSet, v []model.EventTypeInfo) graphql.Marshaler {
+func (ec *executionContext) marshalNEventTypeInfo2ᚕᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐEventTypeInfoᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.EventTypeInfo) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNEventTypeInfo2githubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐEventTypeInfo(ctx, sel, v[i])
+		return ec.marshalNEventTypeInfo2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐEventTypeInfo(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -11161,6 +11154,14 @@ func (ec *executionContext) marshalNEventTypeInfo2ᚕgithubᚗcomᚋeventgateᚋ
 	}
 
 	return ret
+}
+
+func (ec *executionContext) marshalNEventTypeInfo2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐEventTypeInfo(ctx context.Context, sel ast.SelectionSet, v *model.EventTypeInfo) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "EventTypeInfo!")
+		return graphql.Null
+	}
+	return ec._EventTypeInfo(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
@@ -11274,18 +11275,23 @@ func (ec *executionContext) unmarshalNPublishEventInput2githubᚗcomᚋeventgate
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalNPublishEventInput2ᚕgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐPublishEventInputᚄ(ctx context.Context, v any) ([]model.PublishEventInput, error) {
+func (ec *executionContext) unmarshalNPublishEventInput2ᚕᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐPublishEventInputᚄ(ctx context.Context, v any) ([]*model.PublishEventInput, error) {
 	vSlice := graphql.CoerceList(v)
 	var err error
-	res := make([]model.PublishEventInput, len(vSlice))
+	res := make([]*model.PublishEventInput, len(vSlice))
 	for i := range vSlice {
 		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
-		res[i], err = ec.unmarshalNPublishEventInput2githubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐPublishEventInput(ctx, vSlice[i])
+		res[i], err = ec.unmarshalNPublishEventInput2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐPublishEventInput(ctx, vSlice[i])
 		if err != nil {
 			return nil, err
 		}
 	}
 	return res, nil
+}
+
+func (ec *executionContext) unmarshalNPublishEventInput2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐPublishEventInput(ctx context.Context, v any) (*model.PublishEventInput, error) {
+	res, err := ec.unmarshalInputPublishEventInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNScope2githubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐScope(ctx context.Context, v any) (model.Scope, error) {
@@ -11390,15 +11396,11 @@ func (ec *executionContext) unmarshalNUpdateWebhookInput2map(ctx context.Context
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNWebhook2githubᚗcomᚋeventgateᚋeventgateᚋentᚐWebhook(ctx context.Context, sel ast.SelectionSet, v ent.Webhook) graphql.Marshaler {
-	return ec._Webhook(ctx, sel, &v)
-}
-
-func (ec *executionContext) marshalNWebhook2ᚕgithubᚗcomᚋeventgateᚋeventgateᚋentᚐWebhookᚄ(ctx context.Context, sel ast.SelectionSet, v []ent.Webhook) graphql.Marshaler {
+func (ec *executionContext) marshalNWebhook2ᚕᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚐWebhookᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.Webhook) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNWebhook2githubᚗcomᚋeventgateᚋeventgateᚋentᚐWebhook(ctx, sel, v[i])
+		return ec.marshalNWebhook2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚐWebhook(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -11426,7 +11428,7 @@ func (ec *executionContext) marshalNWebhookPage2ᚖgithubᚗcomᚋeventgateᚋev
 	return ec._WebhookPage(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNWebhookStats2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐWebhookStats(ctx context.Context, sel ast.SelectionSet, v *model.WebhookStats) graphql.Marshaler {
+func (ec *executionContext) marshalNWebhookStats2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋserverᚋwebhooksᚐStats(ctx context.Context, sel ast.SelectionSet, v *webhooks.Stats) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "WebhookStats!")
 		return graphql.Null

@@ -75,7 +75,7 @@ type CreateWebhookPayload struct {
 // A page of deliveries, newest first.
 type DeliveryPage struct {
 	// The deliveries of this page.
-	Items []ent.Delivery `json:"items"`
+	Items []*ent.Delivery `json:"items"`
 	// Number of deliveries matching the filter, across all pages.
 	Total int `json:"total"`
 	// Page size asked for.
@@ -87,7 +87,7 @@ type DeliveryPage struct {
 // A slice of the event log, oldest first.
 type EventConnection struct {
 	// The events with their cursors.
-	Edges []EventEdge `json:"edges"`
+	Edges []*EventEdge `json:"edges"`
 	// Where this slice ends.
 	PageInfo *PageInfo `json:"pageInfo"`
 }
@@ -281,35 +281,13 @@ func (WebhookDisabled) IsEventData() {}
 // A page of webhooks, newest first.
 type WebhookPage struct {
 	// The webhooks of this page.
-	Items []ent.Webhook `json:"items"`
+	Items []*ent.Webhook `json:"items"`
 	// Number of webhooks matching the filter, across all pages.
 	Total int `json:"total"`
 	// Page size asked for.
 	Limit int `json:"limit"`
 	// Offset asked for.
 	Offset int `json:"offset"`
-}
-
-// Delivery statistics. Counts are deliveries, not attempts.
-type WebhookStats struct {
-	// Number of webhooks (1 for a single webhook's stats).
-	TotalWebhooks int `json:"totalWebhooks"`
-	// Number of active webhooks.
-	ActiveWebhooks int `json:"activeWebhooks"`
-	// Number of deliveries.
-	TotalDeliveries int `json:"totalDeliveries"`
-	// Deliveries with status SUCCESS.
-	SuccessfulDeliveries int `json:"successfulDeliveries"`
-	// Deliveries with status FAILED.
-	FailedDeliveries int `json:"failedDeliveries"`
-	// Deliveries with status PENDING.
-	PendingDeliveries int `json:"pendingDeliveries"`
-	// 100 × successful ÷ (successful + failed), rounded to two decimals; 0 when there are none.
-	SuccessRate float64 `json:"successRate"`
-	// Median attempt duration in milliseconds.
-	P50LatencyMs *float64 `json:"p50LatencyMs,omitempty"`
-	// 99th percentile attempt duration in milliseconds.
-	P99LatencyMs *float64 `json:"p99LatencyMs,omitempty"`
 }
 
 // Data of `webhook.test`: sent by `testWebhook`.

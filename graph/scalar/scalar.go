@@ -6,13 +6,13 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"strconv"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/eventgate/eventgate/server/apperr"
 )
 
 // MarshalTime writes t as RFC 3339 with nanoseconds trimmed, always in UTC.
@@ -26,11 +26,11 @@ func MarshalTime(t time.Time) graphql.Marshaler {
 func UnmarshalTime(v any) (time.Time, error) {
 	s, ok := v.(string)
 	if !ok {
-		return time.Time{}, fmt.Errorf("time must be an RFC 3339 string")
+		return time.Time{}, apperr.BadInput("", "time must be an RFC 3339 string")
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("time must be RFC 3339, like 2026-01-02T15:04:05Z")
+		return time.Time{}, apperr.BadInput("", "time must be RFC 3339, like 2026-01-02T15:04:05Z")
 	}
 	return t.UTC(), nil
 }
@@ -53,7 +53,7 @@ func UnmarshalJSON(v any) (json.RawMessage, error) {
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, fmt.Errorf("not a JSON value: %w", err)
+		return nil, apperr.BadInput("", "not a JSON value: %v", err)
 	}
 	return b, nil
 }
@@ -62,7 +62,7 @@ func UnmarshalJSON(v any) (json.RawMessage, error) {
 type Cursor string
 
 // ErrBadCursor is returned for a cursor that eventgate did not issue.
-var ErrBadCursor = errors.New("malformed cursor")
+var ErrBadCursor = apperr.BadInput("", "malformed cursor")
 
 // cursorVersion prefixes the encoded position so the format can change later.
 const cursorVersion = 1

@@ -18,7 +18,6 @@ const (
 	RateLimited     = "RATE_LIMITED"
 	SlowConsumer    = "SLOW_CONSUMER"
 	Internal        = "INTERNAL_SERVER_ERROR"
-	PayloadTooLarge = "PAYLOAD_TOO_LARGE"
 )
 
 // Error is a domain error that may be shown to the client.
@@ -29,6 +28,8 @@ type Error struct {
 	Field string
 	// Extra holds additional extensions, such as a resume cursor.
 	Extra map[string]any
+	// HTTPStatus, when set, is the status a REST endpoint answers with (e.g. 413, 429).
+	HTTPStatus int
 }
 
 func (e *Error) Error() string {

@@ -1,0 +1,343 @@
+// Package events is the event side of eventgate: ingest (validation, idempotency, the outbox
+// transaction that writes an event with one delivery per subscribed webhook), the durable log
+// (cursor paging, retention) and live streams that replay from the log and then follow the bus
+// with no gap and no duplicate.
+package events
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/time/rate"
+
+	"github.com/eventgate/eventgate/ent"
+	"github.com/eventgate/eventgate/ent/event"
+	"github.com/eventgate/eventgate/ent/webhook"
+	"github.com/eventgate/eventgate/server/apperr"
+	"github.com/eventgate/eventgate/server/catalog"
+	"github.com/eventgate/eventgate/server/eventbus"
+)
+
+// Limits of ingest (DESIGN.md §3).
+const (
+	MaxPayloadBytes = 256 << 10
+	MaxBatch        = 500
+	maxIDLen        = 128
+	bulkRows        = 1000
+)
+
+// Notifier is told about committed work: the dispatcher wakes on new deliveries.
+type Notifier interface{ Wake() }
+
+// Options configure the Service.
+type Options struct {
+	// PublishRate and PublishBurst limit events per second per token.
+	PublishRate  float64
+	PublishBurst int
+	// Retention is how long events are kept.
+	Retention time.Duration
+}
+
+// Service ingests and serves events.
+type Service struct {
+	client     *ent.Client
+	bus        *eventbus.Bus[*ent.Event]
+	deliveries *eventbus.Bus[*ent.Delivery]
+	log        *slog.Logger
+	opts       Options
+	now        func() time.Time
+
+	// commitMu makes commit order and bus order the same: an event is published to the bus
+	// before any later-committed event, which live streams rely on to skip nothing.
+	commitMu sync.Mutex
+
+	limMu    sync.Mutex
+	limiters map[int]*rate.Limiter
+
+	notifyMu sync.RWMutex
+	notifier Notifier
+}
+
+// NewService makes a Service. bus carries committed events; deliveries carries delivery changes.
+func NewService(client *ent.Client, bus *eventbus.Bus[*ent.Event], deliveries *eventbus.Bus[*ent.Delivery], opts Options, log *slog.Logger) *Service {
+	return &Service{
+		client: client, bus: bus, deliveries: deliveries, opts: opts,
+		log: log.With("component", "events"), now: func() time.Time { return time.Now().UTC() },
+		limiters: map[int]*rate.Limiter{},
+	}
+}
+
+// SetNotifier sets who is woken after deliveries are committed (the dispatcher, made later).
+func (s *Service) SetNotifier(n Notifier) {
+	s.notifyMu.Lock()
+	s.notifier = n
+	s.notifyMu.Unlock()
+}
+
+// Input is one event to publish.
+type Input struct {
+	Type       string
+	Payload    json.RawMessage
+	ID         *string
+	OccurredAt *time.Time
+}
+
+// prepared is a validated input.
+type prepared struct {
+	Input
+	id      string
+	payload []byte
+	hash    string
+	field   string // prefix of error fields, e.g. "inputs[3]."
+}
+
+// Allow spends n events of a token's publish budget, or returns RATE_LIMITED.
+func (s *Service) Allow(tokenID, n int) error {
+	s.limMu.Lock()
+	lim, ok := s.limiters[tokenID]
+	if !ok {
+		lim = rate.NewLimiter(rate.Limit(s.opts.PublishRate), s.opts.PublishBurst)
+		s.limiters[tokenID] = lim
+	}
+	s.limMu.Unlock()
+	r := lim.ReserveN(time.Now(), n)
+	if !r.OK() {
+		return &apperr.Error{Code: apperr.RateLimited, Message: fmt.Sprintf("a batch of %d exceeds the publish burst", n), HTTPStatus: 429,
+			Extra: map[string]any{"retryAfterSeconds": 1}}
+	}
+	if d := r.Delay(); d > 0 {
+		r.Cancel()
+		secs := int(d/time.Second) + 1
+		return &apperr.Error{Code: apperr.RateLimited, Message: "publish rate exceeded; retry later", HTTPStatus: 429,
+			Extra: map[string]any{"retryAfterSeconds": secs}}
+	}
+	return nil
+}
+
+// Publish validates and stores events, all or nothing, with one PENDING delivery per active
+// webhook subscribed to each new event's type. An input whose id is already stored with the same
+// type and payload returns the stored event and creates nothing. created reports whether any
+// event was new. Subscribers and the dispatcher are told only after the commit.
+func (s *Service) Publish(ctx context.Context, inputs []Input, fieldPrefix func(i int) string) (out []*ent.Event, created bool, err error) {
+	if len(inputs) == 0 {
+		return nil, false, nil
+	}
+	if len(inputs) > MaxBatch {
+		return nil, false, apperr.BadInput("inputs", "at most %d events per call", MaxBatch)
+	}
+	preps := make([]prepared, len(inputs))
+	for i, in := range inputs {
+		if preps[i], err = s.prepare(in, fieldPrefix(i)); err != nil {
+			return nil, false, err
+		}
+	}
+	out, fresh, _, err := s.commit(ctx, preps, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	return out, len(fresh) > 0, nil
+}
+
+// Emit stores an event that eventgate itself produces (webhook.test, webhook.disabled), skipping
+// the reserved-type rule. With target set, the only delivery goes to that webhook, whatever its
+// types; otherwise to every active webhook subscribed to the type. It returns the event and the
+// deliveries created.
+func (s *Service) Emit(ctx context.Context, eventType string, payload any, target *int) (*ent.Event, []*ent.Delivery, error) {
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode %s payload: %w", eventType, err)
+	}
+	p := prepared{Input: Input{Type: eventType, Payload: raw}, id: "evt_" + uuid.Must(uuid.NewV7()).String(), payload: raw}
+	if p.hash, err = canonicalHash(eventType, raw); err != nil {
+		return nil, nil, err
+	}
+	out, _, deliveries, err := s.commit(ctx, []prepared{p}, target)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out[0], deliveries, nil
+}
+
+// commit stores the batch and then, in commit order, tells the bus and the dispatcher.
+func (s *Service) commit(ctx context.Context, preps []prepared, target *int) ([]*ent.Event, []*ent.Event, []*ent.Delivery, error) {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	out, fresh, deliveries, err := s.store(ctx, preps, target)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if len(fresh) > 0 {
+		s.bus.Publish(fresh...)
+	}
+	if len(deliveries) > 0 {
+		s.deliveries.Publish(deliveries...)
+		s.wake()
+	}
+	return out, fresh, deliveries, nil
+}
+
+func (s *Service) wake() {
+	s.notifyMu.RLock()
+	n := s.notifier
+	s.notifyMu.RUnlock()
+	if n != nil {
+		n.Wake()
+	}
+}
+
+func (s *Service) prepare(in Input, prefix string) (prepared, error) {
+	p := prepared{Input: in, field: prefix}
+	if in.Type == "" {
+		return p, apperr.BadInput(prefix+"type", "is required")
+	}
+	if catalog.IsReserved(in.Type) {
+		return p, apperr.BadInput(prefix+"type", "%q is reserved: only eventgate emits webhook.* events", in.Type)
+	}
+	if len(in.Payload) > MaxPayloadBytes {
+		return p, &apperr.Error{Code: apperr.BadUserInput, Field: prefix + "payload", HTTPStatus: 413,
+			Message: fmt.Sprintf("payload is %d bytes; the limit is %d", len(in.Payload), MaxPayloadBytes)}
+	}
+	if err := catalog.Validate(in.Type, in.Payload); err != nil {
+		return p, apperr.WithPrefix(err, prefix)
+	}
+	if in.ID != nil {
+		if !ValidID(*in.ID) {
+			return p, apperr.BadInput(prefix+"id", "must be 1 to %d of A-Z a-z 0-9 _ - :", maxIDLen)
+		}
+		p.id = *in.ID
+	} else {
+		p.id = "evt_" + uuid.Must(uuid.NewV7()).String()
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, in.Payload); err != nil {
+		return p, apperr.BadInput(prefix+"payload", "is not valid JSON")
+	}
+	p.payload = compact.Bytes()
+	hash, err := canonicalHash(in.Type, p.payload)
+	if err != nil {
+		return p, apperr.BadInput(prefix+"payload", "is not valid JSON")
+	}
+	p.hash = hash
+	return p, nil
+}
+
+// ValidID reports whether id is a valid producer event id.
+func ValidID(id string) bool {
+	if len(id) < 1 || len(id) > maxIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// canonicalHash hashes the type and the payload with object keys sorted, so a retry that
+// reorders keys is still the same event.
+func canonicalHash(eventType string, payload []byte) (string, error) {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return "", err
+	}
+	canon, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	h.Write([]byte(eventType))
+	h.Write([]byte{0})
+	h.Write(canon)
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// store writes the batch in one transaction. It returns the events in input order, the newly
+// created ones in log order, and how many deliveries were created.
+func (s *Service) store(ctx context.Context, preps []prepared, target *int) ([]*ent.Event, []*ent.Event, []*ent.Delivery, error) {
+	tx, err := s.client.Tx(ctx)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("begin publish: %w", err)
+	}
+	defer tx.Rollback()
+
+	ids := make([]string, len(preps))
+	for i, p := range preps {
+		ids[i] = p.id
+	}
+	existing, err := tx.Event.Query().Where(event.EventIDIn(ids...)).All(ctx)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("look up event ids: %w", err)
+	}
+	byID := make(map[string]*ent.Event, len(existing))
+	for _, e := range existing {
+		byID[e.EventID] = e
+	}
+	hookQuery := tx.Webhook.Query().Where(webhook.IsActive(true))
+	if target != nil {
+		hookQuery = tx.Webhook.Query().Where(webhook.ID(*target))
+	}
+	hooks, err := hookQuery.Select(webhook.FieldID, webhook.FieldEventTypes).All(ctx)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("load webhooks: %w", err)
+	}
+	if target != nil && len(hooks) == 0 {
+		return nil, nil, nil, apperr.New(apperr.NotFound, "no webhook with id %d", *target)
+	}
+	now := s.now()
+	out := make([]*ent.Event, len(preps))
+	var fresh []*ent.Event
+	var deliveries []*ent.DeliveryCreate
+	for i, p := range preps {
+		if e, ok := byID[p.id]; ok {
+			if e.Type != p.Type || e.PayloadHash != p.hash {
+				return nil, nil, nil, apperr.BadInput(p.field+"id", "event id %q was already used with a different type or payload", p.id)
+			}
+			out[i] = e
+			continue
+		}
+		occurred := now
+		if p.OccurredAt != nil {
+			occurred = p.OccurredAt.UTC()
+		}
+		e, err := tx.Event.Create().SetEventID(p.id).SetType(p.Type).SetPayload(p.payload).
+			SetPayloadHash(p.hash).SetOccurredAt(occurred).SetReceivedAt(now).Save(ctx)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("insert event: %w", err)
+		}
+		byID[p.id] = e
+		out[i] = e
+		fresh = append(fresh, e)
+		for _, h := range hooks {
+			if target != nil || slices.Contains(h.EventTypes, p.Type) {
+				deliveries = append(deliveries, tx.Delivery.Create().SetWebhookID(h.ID).SetEventID(e.ID).
+					SetEventType(p.Type).SetNextAttemptAt(now).SetCreatedAt(now))
+			}
+		}
+	}
+	var created []*ent.Delivery
+	for start := 0; start < len(deliveries); start += bulkRows {
+		// Chunks keep each INSERT under SQLite's limit on bound parameters.
+		chunk, err := tx.Delivery.CreateBulk(deliveries[start:min(start+bulkRows, len(deliveries))]...).Save(ctx)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("insert deliveries: %w", err)
+		}
+		created = append(created, chunk...)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, nil, nil, fmt.Errorf("commit publish: %w", err)
+	}
+	return out, fresh, created, nil
+}

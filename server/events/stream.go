@@ -1,0 +1,139 @@
+package events
+
+import (
+	"context"
+
+	"github.com/eventgate/eventgate/ent"
+	"github.com/eventgate/eventgate/graph/scalar"
+	"github.com/eventgate/eventgate/server/streamctl"
+)
+
+// replayPage is how many stored events a stream reads from the log at a time.
+const replayPage = 200
+
+// Stream returns a channel of the events of the given types (nil = all). With after set, it first
+// replays every stored event after that position, then follows live events; without, live
+// events only. Nothing is skipped or repeated across the switch: the stream subscribes to the
+// bus before it reads the log, and drops bus events it has already sent. When the bus drops it
+// (its buffer filled), it goes back to the log. buffer bounds the events held for it.
+func (s *Service) Stream(ctx context.Context, types []string, after *int64, buffer int) (<-chan *ent.Event, error) {
+	var last int64
+	if after != nil {
+		if err := s.CheckCursor(ctx, *after); err != nil {
+			return nil, err
+		}
+		last = *after
+	} else {
+		// Live only: start at the head; follow reads anything committed since from the log.
+		head, err := s.Head(ctx)
+		if err != nil {
+			return nil, err
+		}
+		last = head
+	}
+	streamctl.Start(ctx, string(scalar.CursorFor(last)))
+	out := make(chan *ent.Event)
+	go s.follow(ctx, out, types, last, buffer)
+	return out, nil
+}
+
+// follow feeds out until ctx ends: catch up from the log, then live from the bus.
+func (s *Service) follow(ctx context.Context, out chan<- *ent.Event, types []string, last int64, buffer int) {
+	defer close(out)
+	want := func(e *ent.Event) bool { return types == nil || containsString(types, e.Type) }
+	send := func(e *ent.Event, replay bool) bool {
+		streamctl.Emit(ctx, streamctl.Item{Cursor: string(scalar.CursorFor(int64(e.ID))), Replay: replay})
+		select {
+		case out <- e:
+			last = int64(e.ID)
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for {
+		sub := s.bus.Subscribe(buffer)
+		// Catch up from the log; anything committed after this read is in sub.
+		for {
+			page, more, err := s.Page(ctx, types, last, replayPage)
+			if err != nil {
+				sub.Close()
+				if ctx.Err() == nil {
+					s.log.Error("stream replay", "err", err)
+				}
+				return
+			}
+			for _, e := range page {
+				if !send(e, true) {
+					sub.Close()
+					return
+				}
+			}
+			if !more {
+				break
+			}
+		}
+		// Live. The bus delivers in commit order; events at or before last were already sent.
+	live:
+		for {
+			select {
+			case <-ctx.Done():
+				sub.Close()
+				return
+			case <-sub.Lagged():
+				break live // fell behind: read the rest from the log
+			case e := <-sub.C():
+				if int64(e.ID) <= last || !want(e) {
+					continue
+				}
+				if !send(e, false) {
+					sub.Close()
+					return
+				}
+			}
+		}
+		sub.Close()
+	}
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// DeliveryUpdates returns a channel of delivery changes that keep passes, live only. A consumer
+// that falls more than buffer changes behind is ended (the channel closes).
+func (s *Service) DeliveryUpdates(ctx context.Context, keep func(*ent.Delivery) bool, buffer int) <-chan *ent.Delivery {
+	sub := s.deliveries.Subscribe(buffer)
+	out := make(chan *ent.Delivery)
+	go func() {
+		defer close(out)
+		defer sub.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sub.Lagged():
+				return
+			case d := <-sub.C():
+				if !keep(d) {
+					continue
+				}
+				streamctl.Emit(ctx, streamctl.Item{})
+				select {
+				case out <- d:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
+}
+
+// PublishDeliveryChange tells deliveryUpdated subscribers about a committed change.
+func (s *Service) PublishDeliveryChange(d *ent.Delivery) { s.deliveries.Publish(d) }
