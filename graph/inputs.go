@@ -29,7 +29,9 @@ func valueOr[T any](p *T, def T) T {
 	return *p
 }
 
-func webhookNotFound(id string) error { return apperr.New(apperr.NotFound, "no webhook with id %s", id) }
+func webhookNotFound(id string) error {
+	return apperr.New(apperr.NotFound, "no webhook with id %s", id)
+}
 
 func inputsPrefix(i int) string { return fmt.Sprintf("inputs[%d].", i) }
 
