@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/eventgate/eventgate/graph/model"
 	"github.com/eventgate/eventgate/server/catalog"
@@ -56,7 +57,7 @@ func eventData(eventType string, payload []byte) (model.EventData, error) {
 				UserID:    (*int64)(p.UserID),
 				OldStatus: p.OldStatus,
 				NewStatus: p.NewStatus,
-				ClosedAt:  p.ClosedAt, // the Time scalar writes it in UTC
+				ClosedAt:  utc(p.ClosedAt),
 			}
 		})
 	case catalog.TypeTicketMessageAdded:
@@ -119,4 +120,13 @@ func ticketPriority(p *string) *model.TicketPriority {
 		}
 	}
 	return nil
+}
+
+// utc returns t in UTC, as every Time of the API is (DESIGN.md §3), or nil.
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
