@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"strconv"
 
 	"github.com/eventgate/eventgate/ent"
@@ -116,120 +115,56 @@ func eventTypeInfos() []*model.EventTypeInfo {
 	return out
 }
 
-// updateInput reads UpdateWebhookInput from its raw map, telling omitted fields from explicit nulls.
+// updateInput reads UpdateWebhookInput from the map gqlgen coerced it into (typed values;
+// a present key with a nil value is an explicit null), telling omitted fields from nulls.
 func updateInput(in map[string]any) (webhooks.UpdateInput, error) {
 	var u webhooks.UpdateInput
 	for key, v := range in {
 		field := "input." + key
 		switch key {
 		case "name":
-			s, err := nonNullString(field, v)
-			if err != nil {
-				return u, err
+			if u.Name, _ = v.(*string); u.Name == nil {
+				return u, apperr.BadInput(field, "must not be null")
 			}
-			u.Name = &s
 		case "url":
-			s, err := nonNullString(field, v)
-			if err != nil {
-				return u, err
+			if u.URL, _ = v.(*string); u.URL == nil {
+				return u, apperr.BadInput(field, "must not be null")
 			}
-			u.URL = &s
 		case "eventTypes":
-			list, ok := v.([]any)
-			if !ok {
-				return u, apperr.BadInput(field, "must be a list of event types")
+			u.EventTypes, _ = v.([]string)
+			if u.EventTypes == nil {
+				return u, apperr.BadInput(field, "must not be null")
 			}
 			u.EventTypesSet = true
-			u.EventTypes = make([]string, len(list))
-			for i, x := range list {
-				s, ok := x.(string)
-				if !ok {
-					return u, apperr.BadInput(fmt.Sprintf("%s[%d]", field, i), "must be a string")
-				}
-				u.EventTypes[i] = s
-			}
 		case "description":
-			u.Description.Set = true
-			if v != nil {
-				s, ok := v.(string)
-				if !ok {
-					return u, apperr.BadInput(field, "must be a string")
-				}
-				u.Description.Value = &s
-			}
+			u.Description = webhooks.Field[string]{Set: true}
+			u.Description.Value, _ = v.(*string)
 		case "isActive":
-			b, ok := v.(bool)
-			if !ok {
-				return u, apperr.BadInput(field, "must be true or false")
+			if u.IsActive, _ = v.(*bool); u.IsActive == nil {
+				return u, apperr.BadInput(field, "must not be null")
 			}
-			u.IsActive = &b
 		case "payloadFormat":
-			s, err := nonNullString(field, v)
-			if err != nil {
-				return u, err
+			f, _ := v.(*model.PayloadFormat)
+			if f == nil {
+				return u, apperr.BadInput(field, "must not be null")
 			}
-			if !model.PayloadFormat(s).IsValid() {
-				return u, apperr.BadInput(field, "must be STANDARD or LEGACY")
-			}
+			s := string(*f)
 			u.PayloadFormat = &s
 		case "timeoutSeconds":
-			n, err := intValue(field, v)
-			if err != nil {
-				return u, err
+			if u.TimeoutSeconds, _ = v.(*int); u.TimeoutSeconds == nil {
+				return u, apperr.BadInput(field, "must not be null")
 			}
-			u.TimeoutSeconds = &n
 		case "customHeaders":
-			u.CustomHeaders.Set = true
-			if v != nil {
-				raw, err := json.Marshal(v)
-				if err != nil {
-					return u, apperr.BadInput(field, "must be an object")
-				}
-				msg := json.RawMessage(raw)
-				u.CustomHeaders.Value = &msg
+			u.CustomHeaders = webhooks.Field[json.RawMessage]{Set: true}
+			if raw, _ := v.(json.RawMessage); raw != nil {
+				u.CustomHeaders.Value = &raw
 			}
 		case "rateLimitPerSecond":
-			u.RateLimitPerSecond.Set = true
-			if v != nil {
-				n, err := intValue(field, v)
-				if err != nil {
-					return u, err
-				}
-				u.RateLimitPerSecond.Value = &n
-			}
+			u.RateLimitPerSecond = webhooks.Field[int]{Set: true}
+			u.RateLimitPerSecond.Value, _ = v.(*int)
 		default:
 			return u, apperr.BadInput(field, "unknown field")
 		}
 	}
 	return u, nil
-}
-
-func nonNullString(field string, v any) (string, error) {
-	s, ok := v.(string)
-	if !ok {
-		return "", apperr.BadInput(field, "must be a string, not null")
-	}
-	return s, nil
-}
-
-// intValue reads an Int from a raw input value (variables decode numbers as json.Number;
-// inline literals as int64).
-func intValue(field string, v any) (int, error) {
-	switch n := v.(type) {
-	case int:
-		return n, nil
-	case int64:
-		if n >= math.MinInt32 && n <= math.MaxInt32 {
-			return int(n), nil
-		}
-	case float64:
-		if n == math.Trunc(n) && math.Abs(n) <= math.MaxInt32 {
-			return int(n), nil
-		}
-	case json.Number:
-		if i, err := n.Int64(); err == nil && i >= math.MinInt32 && i <= math.MaxInt32 {
-			return int(i), nil
-		}
-	}
-	return 0, apperr.BadInput(field, "must be an integer")
 }

@@ -48,7 +48,7 @@ var rootScopes = map[string]string{
 // RequireScopes is a gqlgen field middleware that checks the scope of every root field.
 func RequireScopes(ctx context.Context, next graphql.Resolver) (any, error) {
 	fc := graphql.GetFieldContext(ctx)
-	if fc == nil || fc.Parent != nil || !isRoot(fc.Object) {
+	if fc == nil || !isRoot(fc.Object) {
 		return next(ctx)
 	}
 	scope, ok := rootScopes[fc.Object+"."+fc.Field.Name]
