@@ -361,22 +361,11 @@ func TestRecheckFailureCloses4403(t *testing.T) {
 				RecheckInterval: 10 * time.Millisecond,
 				Recheck: func(ctx context.Context) error {
 					// The hook gets the context Authenticate returned.
-					var name string
-					if n, ok := ctx.Value(principalOf{}).(string); ok {
-						name = n
-					}
-					checkedAs.Store(name)
+					checkedAs.Store(substreamtest.Principal(ctx))
 					if revoked.Load() {
 						return errors.New("token revoked")
 					}
 					return nil
-				},
-				Authenticate: func(ctx context.Context, h http.Header, p map[string]any) (context.Context, error) {
-					ctx, err := testAuthenticate(ctx, h, p)
-					if err != nil {
-						return nil, err
-					}
-					return context.WithValue(ctx, principalOf{}, "alice"), nil
 				},
 			}, false)
 			ctx := testContext(t)
@@ -401,8 +390,6 @@ func TestRecheckFailureCloses4403(t *testing.T) {
 		})
 	}
 }
-
-type principalOf struct{}
 
 func TestSlowConsumerIsDroppedWithoutBlockingOthers(t *testing.T) {
 	const queueSize = 8

@@ -56,6 +56,12 @@ func WithPrincipal(ctx context.Context, name string) context.Context {
 	return context.WithValue(ctx, principalKey{}, name)
 }
 
+// Principal returns the name WithPrincipal put in ctx, "" when none.
+func Principal(ctx context.Context) string {
+	name, _ := ctx.Value(principalKey{}).(string)
+	return name
+}
+
 // NewExecutor returns the generated executor wired to a new Source.
 func NewExecutor() (*Source, graphql.GraphExecutor) {
 	s := &Source{subs: make(map[*subscriber]struct{}), changed: make(chan struct{})}
@@ -246,8 +252,7 @@ type queryResolver struct {
 // Viewer reports the principal in the operation's context as the token's name, which shows
 // the context an operation runs in.
 func (r queryResolver) Viewer(ctx context.Context) (*ent.ApiToken, error) {
-	name, _ := ctx.Value(principalKey{}).(string)
-	return &ent.ApiToken{ID: 1, Name: name}, nil
+	return &ent.ApiToken{ID: 1, Name: Principal(ctx)}, nil
 }
 
 type mutationResolver struct {
