@@ -1,0 +1,395 @@
+package dispatch
+
+import (
+	"context"
+	"time"
+
+	"github.com/eventgate/eventgate/ent"
+	"github.com/eventgate/eventgate/ent/delivery"
+	"github.com/eventgate/eventgate/ent/event"
+	"github.com/eventgate/eventgate/ent/predicate"
+	"github.com/eventgate/eventgate/ent/webhook"
+)
+
+// coordinator is the state of the coordinator goroutine; nothing else touches it.
+type coordinator struct {
+	lanes    map[int]*lane // by webhook id
+	inflight map[int]*job  // claimed and not yet recorded, by delivery id
+	// backlog says the last claim was cut short by claimBudget: more may be due.
+	backlog bool
+	// dueAt is when the due timer fires (zero: stopped).
+	dueAt time.Time
+	due   *time.Timer
+}
+
+func newCoordinator() coordinator {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return coordinator{lanes: map[int]*lane{}, inflight: map[int]*job{}, due: t}
+}
+
+// maxBatch bounds the outcomes recorded in one transaction.
+const maxBatch = 256
+
+// laneIdle is how long an unused lane (and its cached secrets) is kept.
+const laneIdle = 10 * time.Minute
+
+// run is the coordinator goroutine: it claims, records, renews leases, and returns once it was
+// told to quit and every claimed delivery has been recorded or released.
+func (d *Dispatcher) run(ctx context.Context) {
+	defer close(d.done)
+	defer d.co.due.Stop()
+	poll := time.NewTicker(d.cfg.PollInterval)
+	defer poll.Stop()
+	renew := time.NewTicker(max(d.cfg.Lease/3, time.Millisecond))
+	defer renew.Stop()
+
+	quitting := false
+	claimNow := true
+	for {
+		if quitting {
+			if len(d.co.inflight) == 0 {
+				return
+			}
+		} else if claimNow {
+			claimNow = false
+			d.claim()
+		}
+		var quitCh, ctxDone <-chan struct{}
+		if !quitting {
+			quitCh, ctxDone = d.quitCtx.Done(), ctx.Done()
+		}
+		select {
+		case r := <-d.results:
+			d.record(d.collect(r))
+			claimNow = claimNow || d.wantsClaim()
+		case <-d.wake:
+			claimNow = true
+		case <-d.co.due.C:
+			d.co.dueAt = time.Time{}
+			claimNow = true
+		case <-poll.C:
+			claimNow = true
+			d.prune()
+		case <-renew.C:
+			d.renew()
+		case <-quitCh:
+			quitting = true
+		case <-ctxDone:
+			d.quit()
+			quitting = true
+		}
+	}
+}
+
+// collect gathers the results that are ready, up to maxBatch: whatever arrived while the last
+// transaction committed goes into the next one (group commit).
+func (d *Dispatcher) collect(first result) []result {
+	batch := []result{first}
+	for len(batch) < maxBatch {
+		select {
+		case r := <-d.results:
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// wantsClaim says whether freed capacity is worth a claim now: half the global budget when due
+// deliveries were left behind, or half a lane's budget for a lane that had more.
+func (d *Dispatcher) wantsClaim() bool {
+	free := d.claimBudget - len(d.co.inflight)
+	if free <= 0 {
+		return false
+	}
+	if d.co.backlog && free >= d.claimBudget/2 {
+		return true
+	}
+	for _, l := range d.co.lanes {
+		if l.backlog && l.claimed <= d.laneBudget/2 {
+			return true
+		}
+	}
+	return false
+}
+
+// claim takes due deliveries up to the budgets and starts a job for each.
+func (d *Dispatcher) claim() {
+	ctx := d.dbCtx
+	for range 64 { // each round fills or saturates lanes; the bound only guards against surprises
+		free := d.claimBudget - len(d.co.inflight)
+		if free <= 0 {
+			d.co.backlog = true
+			return
+		}
+		now := time.Now().UTC()
+		preds := []predicate.Delivery{
+			delivery.StatusEQ(delivery.StatusPENDING),
+			delivery.Or(delivery.NextAttemptAtIsNil(), delivery.NextAttemptAtLTE(now)),
+			delivery.Or(delivery.ClaimedUntilIsNil(), delivery.ClaimedUntilLT(now)),
+			delivery.HasWebhookWith(webhook.IsActive(true)),
+		}
+		// Saturated webhooks are left out, so that one webhook's backlog cannot fill every
+		// batch and starve the others.
+		var saturated []int
+		for id, l := range d.co.lanes {
+			if l.claimed >= d.laneBudget {
+				saturated = append(saturated, id)
+			}
+		}
+		if len(saturated) > 0 {
+			preds = append(preds, delivery.WebhookIDNotIn(saturated...))
+		}
+		cands, err := d.client.Delivery.Query().Where(preds...).
+			Order(delivery.ByNextAttemptAt(), delivery.ByID()).Limit(free).All(ctx)
+		if err != nil {
+			d.logDBError("find due deliveries", err)
+			return
+		}
+		full := len(cands) == free
+		picked := make([]*ent.Delivery, 0, len(cands))
+		taken := map[int]int{}
+		for _, c := range cands {
+			if _, mine := d.co.inflight[c.ID]; mine {
+				continue // our lease ran out but our request is still running
+			}
+			l := d.lane(c.WebhookID)
+			if l.claimed+taken[c.WebhookID] >= d.laneBudget {
+				l.backlog = true
+				continue
+			}
+			taken[c.WebhookID]++
+			picked = append(picked, c)
+		}
+		if len(picked) > 0 {
+			if err := d.take(ctx, now, picked); err != nil {
+				d.logDBError("claim deliveries", err)
+				return
+			}
+		}
+		for _, l := range d.co.lanes {
+			switch {
+			case l.claimed >= d.laneBudget:
+				l.backlog = true // left out of the next query: assume it has more
+			case !full:
+				l.backlog = false
+			}
+		}
+		d.co.backlog = full
+		if !full {
+			d.scheduleNextDue(ctx, now)
+			return
+		}
+		if len(picked) == 0 {
+			return
+		}
+	}
+}
+
+// take claims picked (a lease until now+Lease), loads what the requests need and starts them.
+func (d *Dispatcher) take(ctx context.Context, now time.Time, picked []*ent.Delivery) error {
+	// Microseconds: PostgreSQL keeps no more, and the fence compares the stored value exactly.
+	until := now.Add(d.cfg.Lease).Truncate(time.Microsecond)
+	ids := make([]int, len(picked))
+	for i, c := range picked {
+		ids[i] = c.ID
+	}
+	// The conditions are checked again in the UPDATE: under PostgreSQL's READ COMMITTED a row
+	// another instance claimed since the SELECT is re-evaluated and skipped.
+	n, err := d.client.Delivery.Update().
+		Where(
+			delivery.IDIn(ids...),
+			delivery.StatusEQ(delivery.StatusPENDING),
+			delivery.Or(delivery.ClaimedUntilIsNil(), delivery.ClaimedUntilLT(now)),
+		).
+		SetClaimedUntil(until).SetClaimedBy(d.cfg.InstanceID).Save(ctx)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	if n < len(ids) {
+		mine, err := d.client.Delivery.Query().
+			Where(delivery.IDIn(ids...), delivery.ClaimedBy(d.cfg.InstanceID), delivery.ClaimedUntil(until)).
+			IDs(ctx)
+		if err != nil {
+			return err
+		}
+		keep := make(map[int]bool, len(mine))
+		for _, id := range mine {
+			keep[id] = true
+		}
+		kept := picked[:0]
+		for _, c := range picked {
+			if keep[c.ID] {
+				kept = append(kept, c)
+			}
+		}
+		picked = kept
+	}
+
+	events, webhooks, err := d.loadFor(ctx, picked)
+	if err != nil {
+		// Without them nothing can be sent; give the deliveries back.
+		d.releaseNow(picked)
+		return err
+	}
+	for _, c := range picked {
+		c.ClaimedUntil, c.ClaimedBy = &until, &d.cfg.InstanceID
+		l := d.lane(c.WebhookID)
+		j := &job{d: c, lane: l, attempt: c.AttemptCount + 1, claimedUntil: until, event: events[c.EventID]}
+		l.claimed++
+		l.lastUsed = now
+		d.co.inflight[c.ID] = j
+		w := webhooks[c.WebhookID]
+		if w == nil || !w.IsActive || j.event == nil {
+			// Disabled or deleted since the SELECT: the delivery waits, unclaimed.
+			d.results <- result{job: j, kind: kindRelease}
+			continue
+		}
+		t, err := d.targetFor(l, w, now)
+		if err != nil {
+			// Leave the claim to expire: an immediate release would spin on the same error.
+			d.log.Error("load webhook secrets", "webhook_id", w.ID, "error", err)
+			d.results <- result{job: j, kind: kindDrop}
+			continue
+		}
+		j.target = t
+		d.jobs.Add(1)
+		go d.deliver(j)
+	}
+	return nil
+}
+
+// loadFor loads the events and webhooks of the claimed deliveries.
+func (d *Dispatcher) loadFor(ctx context.Context, picked []*ent.Delivery) (map[int]*ent.Event, map[int]*ent.Webhook, error) {
+	evIDs := make([]int, 0, len(picked))
+	whIDs := make([]int, 0, 4)
+	seenWH := map[int]bool{}
+	for _, c := range picked {
+		evIDs = append(evIDs, c.EventID)
+		if !seenWH[c.WebhookID] {
+			seenWH[c.WebhookID] = true
+			whIDs = append(whIDs, c.WebhookID)
+		}
+	}
+	evs, err := d.client.Event.Query().Where(event.IDIn(evIDs...)).All(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	whs, err := d.client.Webhook.Query().Where(webhook.IDIn(whIDs...)).All(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	events := make(map[int]*ent.Event, len(evs))
+	for _, e := range evs {
+		events[e.ID] = e
+	}
+	webhooks := make(map[int]*ent.Webhook, len(whs))
+	for _, w := range whs {
+		webhooks[w.ID] = w
+	}
+	return events, webhooks, nil
+}
+
+// releaseNow clears claims outside the recording path (when loading failed after the claim).
+func (d *Dispatcher) releaseNow(picked []*ent.Delivery) {
+	ids := make([]int, len(picked))
+	for i, c := range picked {
+		ids[i] = c.ID
+	}
+	err := d.client.Delivery.Update().
+		Where(delivery.IDIn(ids...), delivery.ClaimedBy(d.cfg.InstanceID)).
+		ClearClaimedUntil().ClearClaimedBy().Exec(d.dbCtx)
+	if err != nil {
+		d.logDBError("release claims", err)
+	}
+}
+
+// scheduleNextDue arms the due timer for the earliest retry in the future, so a retry runs on
+// time even when another instance scheduled it; the poll is only a safety net.
+func (d *Dispatcher) scheduleNextDue(ctx context.Context, now time.Time) {
+	next, err := d.client.Delivery.Query().
+		Where(delivery.StatusEQ(delivery.StatusPENDING), delivery.NextAttemptAtGT(now)).
+		Order(delivery.ByNextAttemptAt()).
+		Select(delivery.FieldNextAttemptAt).
+		First(ctx)
+	if err != nil {
+		if !ent.IsNotFound(err) {
+			d.logDBError("find next due delivery", err)
+		}
+		return
+	}
+	if next.NextAttemptAt != nil {
+		d.noteDue(*next.NextAttemptAt)
+	}
+}
+
+// noteDue makes sure the coordinator claims again at t.
+func (d *Dispatcher) noteDue(t time.Time) {
+	if !d.co.dueAt.IsZero() && !t.Before(d.co.dueAt) {
+		return
+	}
+	d.co.dueAt = t
+	d.co.due.Reset(max(time.Until(t), 0))
+}
+
+// renew extends the leases of claims that are getting old (requests waiting behind a slow or
+// rate-limited webhook), so no other instance takes them over while they are in hand.
+func (d *Dispatcher) renew() {
+	now := time.Now().UTC()
+	var ids []int
+	for id, j := range d.co.inflight {
+		if j.claimedUntil.Sub(now) < d.cfg.Lease*2/3 {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	until := now.Add(d.cfg.Lease).Truncate(time.Microsecond)
+	for start := 0; start < len(ids); start += maxBatch {
+		chunk := ids[start:min(start+maxBatch, len(ids))]
+		err := d.client.Delivery.Update().
+			Where(delivery.IDIn(chunk...), delivery.ClaimedBy(d.cfg.InstanceID), delivery.StatusEQ(delivery.StatusPENDING)).
+			SetClaimedUntil(until).Exec(d.dbCtx)
+		if err != nil {
+			d.logDBError("renew leases", err)
+			return
+		}
+		for _, id := range chunk {
+			d.co.inflight[id].claimedUntil = until
+		}
+	}
+}
+
+// lane returns the lane of a webhook, making it on first use.
+func (d *Dispatcher) lane(webhookID int) *lane {
+	l := d.co.lanes[webhookID]
+	if l == nil {
+		l = &lane{id: webhookID, sem: make(chan struct{}, d.cfg.PerWebhookInFlight)}
+		d.co.lanes[webhookID] = l
+	}
+	return l
+}
+
+// prune forgets lanes unused for a while (deleted or quiet webhooks).
+func (d *Dispatcher) prune() {
+	cutoff := time.Now().Add(-laneIdle)
+	for id, l := range d.co.lanes {
+		if l.claimed == 0 && l.lastUsed.Before(cutoff) {
+			delete(d.co.lanes, id)
+		}
+	}
+}
+
+// logDBError logs a database error unless it comes from stopping.
+func (d *Dispatcher) logDBError(what string, err error) {
+	if d.dbCtx.Err() != nil {
+		return
+	}
+	d.log.Error(what, "error", err)
+}

@@ -1,0 +1,310 @@
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/eventgate/eventgate/ent"
+	"github.com/eventgate/eventgate/ent/deliveryattempt"
+	"github.com/eventgate/eventgate/ent/webhook"
+	"github.com/eventgate/eventgate/server/netguard"
+)
+
+const (
+	// maxResponseBody is how much of a response body an attempt keeps (DESIGN.md §3).
+	maxResponseBody = 64 << 10
+	// maxDrain is how much more of a body is read and thrown away so that the connection can
+	// be reused; a longer body costs the connection instead.
+	maxDrain = 256 << 10
+	// redacted replaces secret header values in recorded attempts.
+	redacted = "[redacted]"
+)
+
+// job is one claimed delivery on its way.
+type job struct {
+	d       *ent.Delivery
+	event   *ent.Event
+	lane    *lane
+	target  *target
+	attempt int // 1-based number of this attempt
+
+	// claimedUntil is the lease as stored; the coordinator owns it (renewals change it) and
+	// records the outcome only while the row still holds this value.
+	claimedUntil time.Time
+}
+
+// resultKind says what the coordinator does with a finished job.
+type resultKind int
+
+const (
+	kindAttempt resultKind = iota // a request was made: record it
+	kindRelease                   // nothing was sent: clear the claim, the delivery stays due
+	kindDrop                      // nothing was sent: leave the claim to expire (a back-off)
+)
+
+// result is what a job hands back to the coordinator.
+type result struct {
+	job  *job
+	kind resultKind
+
+	requestedAt   time.Time
+	duration      time.Duration
+	reqHeaders    map[string]string
+	status        int // 0 when no response came
+	respHeaders   map[string]string
+	respBody      *string
+	errCode       deliveryattempt.ErrorCode // "" on success
+	errMsg        string
+	retryAfter    time.Duration
+	hasRetryAfter bool
+}
+
+// newHTTPClient makes the one client of all webhook requests: every connection dialled through
+// the guard, no proxy (through a proxy the guard would check the proxy's address), no redirects
+// followed, keep-alive connections reused across deliveries.
+func newHTTPClient(guard *netguard.Guard, cfg Config) *http.Client {
+	if guard == nil {
+		guard = netguard.New(nil, nil)
+	}
+	tr := &http.Transport{
+		Proxy:                  nil,
+		DialContext:            guard.DialContext,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           4 * cfg.Workers,
+		MaxIdleConnsPerHost:    max(cfg.Workers, cfg.PerWebhookInFlight),
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    10 * time.Second,
+		MaxResponseHeaderBytes: 64 << 10,
+	}
+	return &http.Client{
+		Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// deliver runs one job and hands its result to the coordinator.
+func (d *Dispatcher) deliver(j *job) {
+	defer d.jobs.Done()
+	d.results <- d.attempt(j)
+}
+
+// attempt waits for the webhook's slot, its rate limit and a global slot, then sends. A job that
+// has not sent when the dispatcher stops gives its delivery back.
+func (d *Dispatcher) attempt(j *job) result {
+	release := result{job: j, kind: kindRelease}
+	quit := d.quitCtx.Done()
+	l := j.lane
+	select {
+	case l.sem <- struct{}{}:
+	case <-quit:
+		return release
+	}
+	defer func() { <-l.sem }()
+	if err := l.pacer.wait(d.quitCtx, j.target.rate); err != nil {
+		return release
+	}
+	select {
+	case d.global <- struct{}{}:
+	case <-quit:
+		return release
+	}
+	defer func() { <-d.global }()
+	if d.quitCtx.Err() != nil || l.disabled.Load() {
+		return release
+	}
+	return d.send(j)
+}
+
+// send makes the HTTP request of one attempt (DESIGN.md §6) and describes what happened.
+func (d *Dispatcher) send(j *job) result {
+	t := j.target
+	body := requestBody(t.format, j.event)
+	start := time.Now()
+	ts := start.Unix()
+	signer := t.signerAt(start)
+
+	h := make(http.Header, 10+len(t.headers))
+	rec := make(map[string]string, 10+len(t.headers))
+	// Custom headers go in first; reserved names were removed when the target was built.
+	for _, c := range t.headers {
+		h[c.name] = []string{c.value}
+		rec[c.name] = redacted
+	}
+	put := func(name, value string, secret bool) {
+		h[name] = []string{value} // as spelled in DESIGN.md §6; header names are case-insensitive
+		if secret {
+			value = redacted
+		}
+		rec[name] = value
+	}
+	put("Content-Type", "application/json", false)
+	put("User-Agent", d.cfg.UserAgent, false)
+	put("webhook-id", j.event.EventID, false)
+	put("webhook-timestamp", strconv.FormatInt(ts, 10), false)
+	put("webhook-signature", signer.Sign(j.event.EventID, ts, body), true)
+	put("X-Webhook-Event", j.event.Type, false)
+	put("X-Webhook-Id", strconv.Itoa(j.d.WebhookID), false)
+	put("X-Webhook-Delivery", strconv.Itoa(j.d.ID), false)
+	put("X-Webhook-Attempt", strconv.Itoa(j.attempt), false)
+	put("X-Webhook-Signature", signer.SignLegacy(body), true)
+
+	r := result{job: j, kind: kindAttempt, requestedAt: start.UTC(), reqHeaders: rec}
+	ctx, cancel := context.WithTimeout(d.jobCtx, t.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
+	if err != nil {
+		r.duration = time.Since(start)
+		r.errCode, r.errMsg = deliveryattempt.ErrorCodeCONNECTION, "invalid webhook url"
+		return r
+	}
+	req.Header = h
+	resp, err := d.http.Do(req)
+	if err != nil {
+		if d.jobCtx.Err() != nil {
+			return result{job: j, kind: kindRelease} // aborted by Stop: not an attempt
+		}
+		r.duration = time.Since(start)
+		r.errCode, r.errMsg = classify(ctx, err, t.timeout)
+		return r
+	}
+	text := readBody(resp.Body)
+	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
+	resp.Body.Close()
+	r.duration = time.Since(start)
+	r.status = resp.StatusCode
+	r.respHeaders = firstValues(resp.Header)
+	r.respBody = &text
+	switch code := resp.StatusCode; {
+	case code >= 200 && code < 300:
+	case code >= 300 && code < 400:
+		r.errCode = deliveryattempt.ErrorCodeREDIRECT
+		r.errMsg = fmt.Sprintf("receiver answered %d %s; redirects are not followed", code, http.StatusText(code))
+	default:
+		r.errCode = deliveryattempt.ErrorCodeHTTP_STATUS
+		r.errMsg = fmt.Sprintf("receiver answered %d %s", code, http.StatusText(code))
+	}
+	r.retryAfter, r.hasRetryAfter = retryAfter(resp.StatusCode, resp.Header, time.Now(), d.cfg.MaxRetryAfter)
+	return r
+}
+
+// requestBody is the body of every attempt: STANDARD wraps the payload as
+// {"type","timestamp","data"}; LEGACY is the bare payload. The payload bytes are the stored
+// ones, so unknown keys and the producer's number spellings go through unchanged.
+func requestBody(format webhook.PayloadFormat, ev *ent.Event) []byte {
+	payload := ev.Payload
+	if len(bytes.TrimSpace(payload)) == 0 {
+		payload = []byte("null")
+	}
+	if format == webhook.PayloadFormatLEGACY {
+		return payload
+	}
+	typ, _ := json.Marshal(ev.Type) // marshalling a string cannot fail
+	b := make([]byte, 0, len(payload)+len(typ)+64)
+	b = append(b, `{"type":`...)
+	b = append(b, typ...)
+	b = append(b, `,"timestamp":"`...)
+	b = ev.OccurredAt.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","data":`...)
+	b = append(b, payload...)
+	return append(b, '}')
+}
+
+// classify maps a request error to its DeliveryErrorCode and a message for admins. The message
+// leaves out the URL, which url.Error repeats and which may carry a token.
+func classify(ctx context.Context, err error, timeout time.Duration) (deliveryattempt.ErrorCode, string) {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var (
+		blocked *netguard.BlockedError
+		dnsErr  *net.DNSError
+	)
+	switch {
+	case errors.As(err, &blocked):
+		return deliveryattempt.ErrorCodeBLOCKED_TARGET, blocked.Error()
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || isTimeout(err):
+		return deliveryattempt.ErrorCodeTIMEOUT, fmt.Sprintf("no complete answer within %s", timeout)
+	case errors.As(err, &dnsErr):
+		return deliveryattempt.ErrorCodeDNS, dnsErr.Error()
+	case isTLS(err):
+		return deliveryattempt.ErrorCodeTLS, err.Error()
+	default:
+		return deliveryattempt.ErrorCodeCONNECTION, err.Error()
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func isTLS(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		record   tls.RecordHeaderError
+		alert    tls.AlertError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	if errors.As(err, &verify) || errors.As(err, &record) || errors.As(err, &alert) ||
+		errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "tls: ") || strings.Contains(msg, "x509: ")
+}
+
+// readBody returns the first maxResponseBody bytes of a response body as text: cut at a rune
+// boundary, and replaced by a note when it is not UTF-8 text (the column is text, and
+// PostgreSQL's text refuses NUL bytes).
+func readBody(r io.Reader) string {
+	buf, _ := io.ReadAll(io.LimitReader(r, maxResponseBody+1))
+	if len(buf) > maxResponseBody {
+		buf = trimPartialRune(buf[:maxResponseBody])
+	}
+	if !utf8.Valid(buf) || bytes.IndexByte(buf, 0) >= 0 {
+		return fmt.Sprintf("[binary response body omitted, %d bytes read]", len(buf))
+	}
+	return string(buf)
+}
+
+// trimPartialRune drops an incomplete UTF-8 sequence at the end of b.
+func trimPartialRune(b []byte) []byte {
+	for k := 1; k <= utf8.UTFMax && k <= len(b); k++ {
+		if utf8.RuneStart(b[len(b)-k]) {
+			if !utf8.FullRune(b[len(b)-k:]) {
+				return b[:len(b)-k]
+			}
+			return b
+		}
+	}
+	return b
+}
+
+// firstValues keeps the first value of each response header.
+func firstValues(h http.Header) map[string]string {
+	m := make(map[string]string, len(h))
+	for k, v := range h {
+		if len(v) > 0 {
+			m[k] = v[0]
+		}
+	}
+	return m
+}

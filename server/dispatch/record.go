@@ -1,0 +1,384 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"entgo.io/ent/dialect/sql"
+
+	"github.com/eventgate/eventgate/ent"
+	"github.com/eventgate/eventgate/ent/delivery"
+	"github.com/eventgate/eventgate/ent/webhook"
+)
+
+// recorded is what a committed batch changed, for the hooks and the coordinator.
+type recorded struct {
+	changed  []*ent.Delivery
+	disabled []disabling
+	retries  []time.Time
+}
+
+type disabling struct {
+	webhook *ent.Webhook
+	reason  string
+}
+
+// webhookAgg sums one batch's outcomes for one webhook, in the order they finished, so that the
+// webhook row is updated once per batch and atomically in SQL (several instances may update it).
+type webhookAgg struct {
+	successes, failures int64 // deliveries that ended SUCCESS / FAILED
+	lastTriggered       time.Time
+	// reset says a success came in this batch: the failure state restarts after it.
+	reset bool
+	// failedAfter counts the deliveries that ended FAILED after the last success (or in all
+	// of the batch without one); firstFailAfter is the first failed attempt after it.
+	failedAfter    int
+	firstFailAfter time.Time
+	failedAttempt  bool
+	gone           bool // a 410 Gone
+}
+
+// record commits a batch of results, then updates the coordinator's books and calls the hooks.
+func (d *Dispatcher) record(batch []result) {
+	now := time.Now().UTC()
+	rec, err := d.commit(d.dbCtx, batch, now)
+	if err != nil && len(batch) > 1 {
+		// One bad outcome (say a row deleted meanwhile on PostgreSQL) must not lose the others.
+		rec = recorded{}
+		for _, r := range batch {
+			one, err := d.commit(d.dbCtx, []result{r}, now)
+			if err != nil {
+				if !ent.IsConstraintError(err) { // the delivery was deleted: nothing to record
+					d.logDBError("record delivery attempt", err)
+				}
+				continue
+			}
+			rec.changed = append(rec.changed, one.changed...)
+			rec.disabled = append(rec.disabled, one.disabled...)
+			rec.retries = append(rec.retries, one.retries...)
+		}
+	} else if err != nil && !ent.IsConstraintError(err) {
+		d.logDBError("record delivery attempt", err)
+	}
+
+	for _, r := range batch {
+		delete(d.co.inflight, r.job.d.ID)
+		r.job.lane.claimed--
+	}
+	for _, t := range rec.retries {
+		d.noteDue(t)
+	}
+	for _, dis := range rec.disabled {
+		if l := d.co.lanes[dis.webhook.ID]; l != nil {
+			l.disabled.Store(true)
+		}
+		d.log.Warn("webhook disabled", "webhook_id", dis.webhook.ID, "reason", dis.reason)
+	}
+	if h := d.hooks.DeliveryChanged; h != nil {
+		for _, c := range rec.changed {
+			h(d.dbCtx, c)
+		}
+	}
+	if h := d.hooks.WebhookDisabled; h != nil {
+		for _, dis := range rec.disabled {
+			h(d.dbCtx, dis.webhook, dis.reason)
+		}
+	}
+}
+
+// commit writes a batch in one transaction: the attempts, the deliveries' new states, released
+// claims, the webhooks' counters and any disabling. Outcomes whose claim is no longer ours (the
+// row was deleted, or another instance took it over after our lease expired) are skipped.
+func (d *Dispatcher) commit(ctx context.Context, batch []result, now time.Time) (rec recorded, err error) {
+	byID := make(map[int]*result, len(batch))
+	ids := make([]int, 0, len(batch))
+	for i := range batch {
+		if r := &batch[i]; r.kind != kindDrop {
+			byID[r.job.d.ID] = r
+			ids = append(ids, r.job.d.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return rec, nil
+	}
+	tx, err := d.client.Tx(ctx)
+	if err != nil {
+		return rec, fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+
+	rows, err := tx.Delivery.Query().Where(delivery.IDIn(ids...)).
+		Select(delivery.FieldID, delivery.FieldStatus, delivery.FieldClaimedBy, delivery.FieldClaimedUntil).
+		All(ctx)
+	if err != nil {
+		return rec, fmt.Errorf("check claims: %w", err)
+	}
+	owned := make(map[int]bool, len(rows))
+	for _, row := range rows {
+		r := byID[row.ID]
+		owned[row.ID] = row.Status == delivery.StatusPENDING &&
+			row.ClaimedBy != nil && *row.ClaimedBy == d.cfg.InstanceID &&
+			row.ClaimedUntil != nil && row.ClaimedUntil.Equal(r.job.claimedUntil)
+	}
+
+	var (
+		release []int
+		creates []*ent.DeliveryAttemptCreate
+		aggs    = map[int]*webhookAgg{}
+		order   []int // webhook ids in first-seen order, for a stable lock order
+	)
+	for i := range batch {
+		r := &batch[i]
+		id := r.job.d.ID
+		if r.kind == kindDrop || !owned[id] {
+			continue
+		}
+		if r.kind == kindRelease {
+			release = append(release, id)
+			continue
+		}
+		status, next, gone := d.decide(r, now)
+		creates = append(creates, d.attemptRow(tx, r))
+		c, err := d.updateDelivery(ctx, tx, r, status, next)
+		if err != nil {
+			return rec, err
+		}
+		rec.changed = append(rec.changed, c)
+		if next != nil {
+			rec.retries = append(rec.retries, *next)
+		}
+
+		a := aggs[r.job.d.WebhookID]
+		if a == nil {
+			a = &webhookAgg{}
+			aggs[r.job.d.WebhookID] = a
+			order = append(order, r.job.d.WebhookID)
+		}
+		if r.requestedAt.After(a.lastTriggered) {
+			a.lastTriggered = r.requestedAt
+		}
+		switch status {
+		case delivery.StatusSUCCESS:
+			a.successes++
+			a.reset, a.failedAfter, a.firstFailAfter = true, 0, time.Time{}
+		default:
+			a.failedAttempt = true
+			if a.firstFailAfter.IsZero() {
+				a.firstFailAfter = r.requestedAt
+			}
+			if status == delivery.StatusFAILED {
+				a.failures++
+				a.failedAfter++
+			}
+			a.gone = a.gone || gone
+		}
+	}
+
+	if len(release) > 0 {
+		err := tx.Delivery.Update().
+			Where(delivery.IDIn(release...), delivery.ClaimedBy(d.cfg.InstanceID)).
+			ClearClaimedUntil().ClearClaimedBy().Exec(ctx)
+		if err != nil {
+			return rec, fmt.Errorf("release claims: %w", err)
+		}
+	}
+	if len(creates) > 0 {
+		if err := tx.DeliveryAttempt.CreateBulk(creates...).Exec(ctx); err != nil {
+			return rec, fmt.Errorf("insert attempts: %w", err)
+		}
+	}
+	var failing []int
+	for _, wid := range order {
+		a := aggs[wid]
+		if err := updateWebhook(ctx, tx, wid, a); err != nil {
+			return rec, err
+		}
+		if a.failedAttempt {
+			failing = append(failing, wid)
+		}
+	}
+	if len(failing) > 0 {
+		if rec.disabled, err = d.disableFailing(ctx, tx, failing, aggs, now); err != nil {
+			return rec, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return rec, fmt.Errorf("commit: %w", err)
+	}
+	return rec, nil
+}
+
+// decide turns an attempt's outcome into the delivery's next state (DESIGN.md §6).
+func (d *Dispatcher) decide(r *result, now time.Time) (status delivery.Status, next *time.Time, gone bool) {
+	if r.errCode == "" {
+		return delivery.StatusSUCCESS, nil, false
+	}
+	if r.status == http.StatusGone {
+		return delivery.StatusFAILED, nil, true
+	}
+	wait, again := NextDelay(d.cfg.Schedule, r.job.attempt, d.cfg.Jitter, nil)
+	if !again {
+		return delivery.StatusFAILED, nil, false
+	}
+	if r.hasRetryAfter {
+		wait = r.retryAfter
+	}
+	at := now.Add(wait)
+	return delivery.StatusPENDING, &at, false
+}
+
+// attemptRow builds the delivery_attempts row of an attempt.
+func (d *Dispatcher) attemptRow(tx *ent.Tx, r *result) *ent.DeliveryAttemptCreate {
+	c := tx.DeliveryAttempt.Create().
+		SetDeliveryID(r.job.d.ID).
+		SetNumber(r.job.attempt).
+		SetRequestedAt(r.requestedAt).
+		SetDurationMs(int(r.duration.Milliseconds())).
+		SetRequestHeaders(r.reqHeaders).
+		SetNillableResponseBody(r.respBody)
+	if r.status != 0 {
+		c.SetResponseStatus(r.status).SetResponseHeaders(r.respHeaders)
+	}
+	if r.errCode != "" {
+		c.SetErrorCode(r.errCode).SetErrorMessage(r.errMsg)
+	}
+	return c
+}
+
+// updateDelivery writes the delivery's new state, clears its claim and returns the delivery as
+// committed, for DeliveryChanged.
+func (d *Dispatcher) updateDelivery(ctx context.Context, tx *ent.Tx, r *result, status delivery.Status, next *time.Time) (*ent.Delivery, error) {
+	c := *r.job.d
+	c.Status, c.AttemptCount, c.NextAttemptAt = status, r.job.attempt, next
+	c.ClaimedUntil, c.ClaimedBy = nil, nil
+	c.ResponseStatus, c.ErrorMessage = nil, nil
+	u := tx.Delivery.Update().Where(delivery.ID(c.ID)).
+		SetStatus(status).SetAttemptCount(r.job.attempt).
+		SetNillableNextAttemptAt(next).
+		ClearClaimedUntil().ClearClaimedBy()
+	if next == nil {
+		u.ClearNextAttemptAt()
+	}
+	if r.status != 0 {
+		s := r.status
+		c.ResponseStatus = &s
+		u.SetResponseStatus(s)
+	} else {
+		u.ClearResponseStatus()
+	}
+	if r.errCode != "" {
+		msg := r.errMsg
+		c.ErrorMessage = &msg
+		u.SetErrorMessage(msg)
+	} else {
+		u.ClearErrorMessage()
+	}
+	if status == delivery.StatusSUCCESS {
+		at := r.requestedAt.Add(r.duration)
+		c.DeliveredAt = &at
+		u.SetDeliveredAt(at)
+	}
+	if err := u.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("update delivery: %w", err)
+	}
+	return &c, nil
+}
+
+// updateWebhook applies a batch's sums to the webhook row in one statement. Counters are added
+// in SQL, not read and written back, so instances sharing a database do not lose updates, and
+// updated_at is kept: the counters are not an edit of the webhook (and the dispatcher's cache of
+// decrypted secrets is keyed by it).
+func updateWebhook(ctx context.Context, tx *ent.Tx, id int, a *webhookAgg) error {
+	u := tx.Webhook.Update().Where(webhook.ID(id)).SetLastTriggeredAt(a.lastTriggered)
+	if a.successes > 0 {
+		u.AddSuccessCount(a.successes)
+	}
+	if a.failures > 0 {
+		u.AddFailureCount(a.failures)
+	}
+	if a.reset {
+		u.SetConsecutiveFailures(a.failedAfter)
+		if a.firstFailAfter.IsZero() {
+			u.ClearFirstFailureAt()
+		} else {
+			u.SetFirstFailureAt(a.firstFailAfter)
+		}
+	} else if a.failedAfter > 0 {
+		u.AddConsecutiveFailures(a.failedAfter)
+	}
+	u.Modify(func(s *sql.UpdateBuilder) {
+		s.Set(webhook.FieldUpdatedAt, sql.ExprFunc(func(b *sql.Builder) {
+			b.Ident(webhook.FieldUpdatedAt)
+		}))
+		if !a.reset && !a.firstFailAfter.IsZero() {
+			s.Set(webhook.FieldFirstFailureAt, sql.ExprFunc(func(b *sql.Builder) {
+				b.WriteString("COALESCE(").Ident(webhook.FieldFirstFailureAt).Comma().Arg(a.firstFailAfter).WriteString(")")
+			}))
+		}
+	})
+	if err := u.Exec(ctx); err != nil {
+		return fmt.Errorf("update webhook counters: %w", err)
+	}
+	return nil
+}
+
+// disableFailing disables the webhooks among ids that answered 410 Gone or whose failures
+// reached a limit, and returns the ones this transaction disabled.
+func (d *Dispatcher) disableFailing(ctx context.Context, tx *ent.Tx, ids []int, aggs map[int]*webhookAgg, now time.Time) ([]disabling, error) {
+	whs, err := tx.Webhook.Query().Where(webhook.IDIn(ids...), webhook.IsActive(true)).All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("check failing webhooks: %w", err)
+	}
+	var out []disabling
+	for _, w := range whs {
+		reason := d.disableReason(w, aggs[w.ID], now)
+		if reason == "" {
+			continue
+		}
+		n, err := tx.Webhook.Update().Where(webhook.ID(w.ID), webhook.IsActive(true)).
+			SetIsActive(false).SetDisabledReason(reason).Save(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("disable webhook: %w", err)
+		}
+		if n == 0 {
+			continue // disabled meanwhile by someone else, who reports it
+		}
+		w, err := tx.Webhook.Get(ctx, w.ID)
+		if err != nil {
+			return nil, fmt.Errorf("reload disabled webhook: %w", err)
+		}
+		out = append(out, disabling{webhook: w, reason: reason})
+	}
+	return out, nil
+}
+
+// disableReason says why w must be disabled now, or "" when it need not be.
+func (d *Dispatcher) disableReason(w *ent.Webhook, a *webhookAgg, now time.Time) string {
+	switch {
+	case a != nil && a.gone:
+		return "receiver answered 410 Gone"
+	case w.ConsecutiveFailures >= d.cfg.FailuresToDisable:
+		return fmt.Sprintf("%d deliveries in a row failed", w.ConsecutiveFailures)
+	case w.FirstFailureAt != nil && now.Sub(*w.FirstFailureAt) >= d.cfg.FailingPeriodToDisable:
+		return fmt.Sprintf("every attempt failed for %s", formatPeriod(d.cfg.FailingPeriodToDisable))
+	}
+	return ""
+}
+
+// formatPeriod spells a period in days when it is whole days.
+func formatPeriod(p time.Duration) string {
+	const day = 24 * time.Hour
+	switch {
+	case p == day:
+		return "1 day"
+	case p%day == 0:
+		return fmt.Sprintf("%d days", p/day)
+	}
+	return p.String()
+}
