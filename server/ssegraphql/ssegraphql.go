@@ -163,12 +163,7 @@ func (t *Transport) stream(w http.ResponseWriter, r *http.Request, exec graphql.
 
 	ctx, cancel := context.WithCancel(ctx)
 	wake := make(chan struct{}, 1)
-	q := substream.NewQueue(t.cfg.QueueSize, &t.stats, func() {
-		select {
-		case wake <- struct{}{}:
-		default:
-		}
-	})
+	q := substream.NewQueue(t.cfg.QueueSize, &t.stats, func() { wakeUp(wake) })
 	pumpDone := make(chan struct{})
 	go func() {
 		defer close(pumpDone)
@@ -208,7 +203,12 @@ func (t *Transport) stream(w http.ResponseWriter, r *http.Request, exec graphql.
 			}
 		case <-wake:
 		}
-		for {
+		for n := 0; ; n++ {
+			if n == flushBatch {
+				// Let the timers run between batches of a busy stream, and come back.
+				wakeUp(wake)
+				break
+			}
 			f, st, more := q.Pop()
 			switch st {
 			case substream.Data:
@@ -227,6 +227,17 @@ func (t *Transport) stream(w http.ResponseWriter, r *http.Request, exec graphql.
 				break
 			}
 		}
+	}
+}
+
+// flushBatch is how many frames are written before the keep-alive and recheck timers get a
+// turn: a busy stream must not starve the authentication recheck.
+const flushBatch = 64
+
+func wakeUp(wake chan struct{}) {
+	select {
+	case wake <- struct{}{}:
+	default:
 	}
 }
 

@@ -3,10 +3,12 @@ package wsgraphql
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,7 +65,7 @@ type operation struct {
 }
 
 func newConn(t *Transport, ws *websocket.Conn, r *http.Request, exec graphql.GraphExecutor) *conn {
-	ctx, cancel := context.WithCancel(r.Context())
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	c := &conn{
 		t:          t,
 		log:        t.log.With("remote", r.RemoteAddr, "subprotocol", ws.Subprotocol()),
@@ -84,14 +86,24 @@ func newConn(t *Transport, ws *websocket.Conn, r *http.Request, exec graphql.Gra
 }
 
 // serve runs the connection: the calling goroutine reads until the socket ends, then tears
-// everything down.
-func (c *conn) serve() {
+// everything down. registered is false when the transport was already shutting down.
+func (c *conn) serve(registered bool) {
 	c.ws.SetReadLimit(c.t.cfg.ReadLimit)
 	c.ws.SetPongHandler(func(string) error {
 		c.activity.Store(true)
 		return nil
 	})
-	registered := c.t.register(c)
+	// WebSocket-level pings (some clients' keep-alive) prove the peer alive too; the answer
+	// is gorilla's default one.
+	c.ws.SetPingHandler(func(data string) error {
+		c.activity.Store(true)
+		err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(c.t.cfg.WriteTimeout))
+		var ne net.Error
+		if err == nil || errors.Is(err, websocket.ErrCloseSent) || (errors.As(err, &ne) && ne.Timeout()) {
+			return nil
+		}
+		return err
+	})
 	go c.writeLoop()
 	switch {
 	case !registered:
@@ -140,11 +152,23 @@ func (c *conn) readLoop() error {
 		if closing {
 			continue // waiting for the peer's close frame; everything else is moot
 		}
-		if c.legacy {
-			c.handleLegacy(data)
-		} else {
-			c.handleTransportWS(data)
+		c.handle(data)
+	}
+}
+
+// handle handles one client message. A panic (in a hook, say) is logged and closes the socket
+// with 1011 instead of crashing the server.
+func (c *conn) handle(data []byte) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("websocket message handling panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			c.closeWith(websocket.CloseInternalServerErr, "internal server error")
 		}
+	}()
+	if c.legacy {
+		c.handleLegacy(data)
+	} else {
+		c.handleTransportWS(data)
 	}
 }
 
@@ -288,10 +312,18 @@ func (c *conn) heartbeat() bool {
 	return c.check(c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.t.cfg.WriteTimeout)))
 }
 
-// flush writes everything pending. It returns false when the writer must exit: the socket
-// failed, or the close frame has been sent.
+// flushBatch is how many frames flush writes before it lets the timers run: a busy stream
+// must not starve pings and authentication rechecks.
+const flushBatch = 64
+
+// flush writes what is pending, up to flushBatch frames (then it wakes itself up again). It
+// returns false when the writer must exit: the socket failed, or the close frame has been sent.
 func (c *conn) flush() bool {
-	for {
+	for n := 0; ; n++ {
+		if n == flushBatch {
+			c.signal()
+			return true
+		}
 		c.mu.Lock()
 		if len(c.control) > 0 {
 			frame := c.control[0]

@@ -52,7 +52,7 @@ type fixture struct {
 
 // newFixture serves a Transport over a real HTTP server. With smallBuffers the server's
 // socket send buffers are tiny, so that a client that does not read stalls the writer quickly.
-func newFixture(t *testing.T, cfg wsgraphql.Config, smallBuffers bool) *fixture {
+func newFixture(t testing.TB, cfg wsgraphql.Config, smallBuffers bool) *fixture {
 	t.Helper()
 	if cfg.Authenticate == nil {
 		cfg.Authenticate = testAuthenticate

@@ -242,6 +242,9 @@ func (c *conn) connectionInit(m inMessage) {
 			return
 		}
 	}
+	if ctx == nil {
+		ctx = c.ctx
+	}
 	c.mu.Lock()
 	c.acked, c.authCtx = true, ctx
 	c.mu.Unlock()

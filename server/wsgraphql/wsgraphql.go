@@ -6,9 +6,10 @@
 // each subscription may queue (server/substream) so that a slow client is dropped with
 // SLOW_CONSUMER instead of slowing anyone else.
 //
-// Per connection it runs two goroutines (the HTTP handler's, which reads, and one writer that
-// also owns the timers) plus one per active operation; write buffers come from a shared pool,
-// so an idle subscribed socket costs a few kilobytes.
+// Per connection it runs two goroutines (a reader, and a writer that also owns the timers) plus
+// one per active operation. Do returns right after the upgrade, so the HTTP server's
+// goroutine and buffers of that connection are released, and write buffers come from a
+// shared pool: an idle subscribed socket costs a few kilobytes.
 package wsgraphql
 
 import (
@@ -168,7 +169,9 @@ func (t *Transport) Supports(r *http.Request) bool {
 	return websocket.IsWebSocketUpgrade(r)
 }
 
-// Do upgrades the request and serves the connection until it ends.
+// Do upgrades the request and starts serving the connection; it returns without waiting for
+// the connection to end. Operations run in a context with the request context's values but
+// not its cancellation (which comes when Do returns).
 func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	ws, err := t.upgrader.Upgrade(w, r, nil)
 	if err != nil {
@@ -177,7 +180,10 @@ func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 		return
 	}
 	c := newConn(t, ws, r, exec)
-	c.serve()
+	registered := t.register(c)
+	// The connection runs on its own goroutines, owned by t (Shutdown ends them): returning
+	// frees the HTTP server's per-connection state, which is most of an idle socket's cost.
+	go c.serve(registered)
 }
 
 // Stats is a snapshot of a Transport's activity.

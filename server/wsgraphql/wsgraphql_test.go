@@ -67,6 +67,11 @@ func TestCloseCodes(t *testing.T) {
 		{name: "frame over the read limit", protocols: []string{tws}, init: true,
 			cfg:  wsgraphql.Config{ReadLimit: 1024},
 			send: []string{`{"type":"ping","payload":{"pad":"` + strings.Repeat("x", 64<<10) + `"}}`}, want: websocket.CloseMessageTooBig},
+		{name: "authentication hook panics", protocols: []string{tws},
+			cfg: wsgraphql.Config{Authenticate: func(context.Context, http.Header, map[string]any) (context.Context, error) {
+				panic("boom")
+			}},
+			send: []string{`{"type":"connection_init"}`}, want: websocket.CloseInternalServerErr},
 		{name: "no sub-protocol", want: wsgraphql.CloseProtocolRejected},
 		{name: "unknown sub-protocol", protocols: []string{"graphql-sse"}, want: wsgraphql.CloseProtocolRejected},
 		{name: "legacy: start before connection_init", protocols: []string{legacy},
@@ -266,7 +271,7 @@ func TestPingIsAnsweredWithPong(t *testing.T) {
 }
 
 func TestServerPingsAndKeepsPeersThatAnswer(t *testing.T) {
-	f := newFixture(t, wsgraphql.Config{PingInterval: 20 * time.Millisecond}, false)
+	f := newFixture(t, wsgraphql.Config{PingInterval: 50 * time.Millisecond}, false)
 	c := f.dialInit(t, tws)
 	for range 5 {
 		c.expect("ping")
@@ -288,8 +293,9 @@ func TestServerPingsAndKeepsPeersThatAnswer(t *testing.T) {
 
 func TestServerDropsPeerThatMissesTwoPings(t *testing.T) {
 	f := newFixture(t, wsgraphql.Config{PingInterval: 20 * time.Millisecond}, false)
-	// The client reads everything but never sends anything after connection_init.
-	c := f.dialInit(t, tws)
+	// The client reads everything but sends nothing after connection_init.
+	c := f.dial(t, dialOptions{protocols: []string{tws}})
+	c.send(message{Type: "connection_init", Payload: raw(`{"token":"alice-token"}`)})
 	pings := 0
 	for {
 		m, err := c.next()
@@ -300,13 +306,21 @@ func TestServerDropsPeerThatMissesTwoPings(t *testing.T) {
 			}
 			break
 		}
-		if m.Type != "ping" {
+		switch m.Type {
+		case "connection_ack":
+		case "ping":
+			pings++
+		default:
 			t.Fatalf("got %s, want ping", m.Type)
 		}
-		pings++
+		// Two pings after the last message from the client, plus one if a ping went out
+		// before connection_init arrived.
+		if pings > 3 {
+			t.Fatalf("got %d pings without an answer and the peer still connected, want it dropped after two", pings)
+		}
 	}
-	if pings != 2 {
-		t.Errorf("pings before the drop: got %d, want 2", pings)
+	if pings < 2 {
+		t.Errorf("pings before the drop: got %d, want at least 2", pings)
 	}
 	waitFor(t, "the connection to be forgotten", func() bool { return f.tr.Stats().Connections == 0 })
 }
@@ -628,5 +642,36 @@ func TestCheckOrigin(t *testing.T) {
 				t.Fatalf("dial: got %v, want HTTP 403", err)
 			}
 		})
+	}
+}
+
+func TestWebSocketLevelPingsKeepPeerAlive(t *testing.T) {
+	f := newFixture(t, wsgraphql.Config{PingInterval: 50 * time.Millisecond}, false)
+	c := f.dialInit(t, tws)
+	pongs := make(chan struct{}, 16)
+	c.ws.SetPongHandler(func(string) error {
+		pongs <- struct{}{}
+		return nil
+	})
+	// The client answers the protocol's pings with WebSocket pings only.
+	for range 5 {
+		c.expect("ping")
+		if err := c.ws.WriteControl(websocket.PingMessage, []byte("hi"), time.Now().Add(wait)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.subscribe("subscribe", "1", viewerQuery)
+	for {
+		m := c.read()
+		if m.Type == "ping" {
+			continue
+		}
+		if m.Type != "next" {
+			t.Fatalf("got %s, want next", m.Type)
+		}
+		break
+	}
+	if len(pongs) == 0 {
+		t.Error("got no WebSocket pong for the client's pings")
 	}
 }
