@@ -15,7 +15,7 @@ build: ## Build the binary into bin/eventgate
 
 .PHONY: run
 run: build ## Run eventgate on an SQLite file in ./data (prints the admin token on first start)
-	EVENTGATE_ALLOWED_TARGETS=$${EVENTGATE_ALLOWED_TARGETS-} ./$(BIN) serve
+	./$(BIN) serve
 
 .PHONY: test
 test: ## Run every test

@@ -64,9 +64,13 @@ func Recover(log *slog.Logger) graphql.RecoverFunc {
 	}
 }
 
-// pathField renders an argument path such as ["input","occurredAt"] as "input.occurredAt".
+// pathField renders the argument part of an error path, such as
+// ["publishEvent","input","occurredAt"], as "input.occurredAt" (the first element is the field).
 func pathField(p ast.Path) string {
 	var parts []string
+	if len(p) > 1 {
+		p = p[1:]
+	}
 	for _, el := range p {
 		switch v := el.(type) {
 		case ast.PathName:

@@ -339,5 +339,12 @@ func (s *Service) store(ctx context.Context, preps []prepared, target *int) ([]*
 	if err := tx.Commit(); err != nil {
 		return nil, nil, nil, fmt.Errorf("commit publish: %w", err)
 	}
+	// Entities made in a transaction query through it; detach them for use after the commit.
+	for _, e := range out {
+		e.Unwrap()
+	}
+	for _, d := range created {
+		d.Unwrap()
+	}
 	return out, fresh, created, nil
 }

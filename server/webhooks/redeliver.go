@@ -123,6 +123,9 @@ func (s *Service) Replay(ctx context.Context, webhookID int, since time.Time, un
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("replay: %w", err)
 	}
+	for _, d := range created {
+		d.Unwrap()
+	}
 	s.told(created)
 	return len(created), nil
 }

@@ -255,7 +255,7 @@ func (s *Service) Rotate(ctx context.Context, id int, given *string, grace time.
 	if err := tx.Commit(); err != nil {
 		return nil, "", fmt.Errorf("rotate secret: %w", err)
 	}
-	return w, secret, nil
+	return w.Unwrap(), secret, nil
 }
 
 // Get returns a webhook, or nil when there is none with that id.

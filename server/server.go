@@ -1,0 +1,246 @@
+// Package server is eventgate's composition root: it opens the database, wires the domain
+// services, the GraphQL executor and its transports, the dispatcher and the HTTP router, and runs
+// them until the context ends, then shuts down gracefully.
+package server
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/executor"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+
+	"github.com/eventgate/eventgate/ent"
+	"github.com/eventgate/eventgate/ent/setting"
+	"github.com/eventgate/eventgate/graph"
+	"github.com/eventgate/eventgate/graph/generated"
+	"github.com/eventgate/eventgate/server/auth"
+	"github.com/eventgate/eventgate/server/config"
+	"github.com/eventgate/eventgate/server/dispatch"
+	"github.com/eventgate/eventgate/server/eventbus"
+	"github.com/eventgate/eventgate/server/events"
+	"github.com/eventgate/eventgate/server/netguard"
+	"github.com/eventgate/eventgate/server/secretbox"
+	"github.com/eventgate/eventgate/server/store"
+	"github.com/eventgate/eventgate/server/webhooks"
+)
+
+// Version is reported in the User-Agent of webhook requests.
+const Version = "0.1.0"
+
+// App is a wired eventgate instance.
+type App struct {
+	cfg        *config.Config
+	log        *slog.Logger
+	store      *store.Store
+	auth       *auth.Service
+	events     *events.Service
+	webhooks   *webhooks.Service
+	dispatcher *dispatch.Dispatcher
+	handler    http.Handler
+	transports *transports
+}
+
+// Open connects to the database, migrates it, bootstraps the admin token (printing it to out
+// when it was generated) and wires every part. It starts nothing.
+func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Writer) (*App, error) {
+	st, err := store.Open(ctx, store.Options{DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir, SQLiteSync: cfg.SQLiteSync})
+	if err != nil {
+		return nil, err
+	}
+	app, err := wire(ctx, cfg, log, st, out)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return app, nil
+}
+
+func wire(ctx context.Context, cfg *config.Config, log *slog.Logger, st *store.Store, out io.Writer) (*App, error) {
+	if err := st.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	box, err := openSecretBox(ctx, cfg, st.Client)
+	if err != nil {
+		return nil, err
+	}
+	authSvc := auth.NewService(st.Client, log)
+	secret, err := authSvc.Bootstrap(ctx, cfg.AdminToken)
+	if err != nil {
+		return nil, err
+	}
+	if secret != "" && cfg.AdminToken == "" {
+		fmt.Fprintf(out, "\nAdmin token (shown once, store it now):\n\n    %s\n\n", secret)
+	}
+
+	guard := netguard.New(cfg.AllowedTargets, nil)
+	eventBus := eventbus.New[*ent.Event]()
+	deliveryBus := eventbus.New[*ent.Delivery]()
+	eventSvc := events.NewService(st.Client, eventBus, deliveryBus, events.Options{
+		PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst, Retention: cfg.EventRetention,
+	}, log)
+	webhookSvc := webhooks.NewService(st.Client, box, guard)
+
+	app := &App{cfg: cfg, log: log, store: st, auth: authSvc, events: eventSvc, webhooks: webhookSvc}
+	host, _ := os.Hostname()
+	app.dispatcher = dispatch.New(st.Client, box, guard, dispatch.Config{
+		Workers:         cfg.Workers,
+		Schedule:        cfg.RetrySchedule,
+		UserAgent:       "eventgate/" + Version,
+		InstanceID:      fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()),
+		ShutdownTimeout: cfg.ShutdownTimeout,
+	}, dispatch.Hooks{
+		DeliveryChanged: func(_ context.Context, d *ent.Delivery) { eventSvc.PublishDeliveryChange(d) },
+		WebhookDisabled: app.webhookDisabled,
+	}, log)
+	eventSvc.SetNotifier(app.dispatcher)
+	webhookSvc.SetDeliveryListener(func(ds []*ent.Delivery) {
+		deliveryBus.Publish(ds...)
+		app.dispatcher.Wake()
+	})
+
+	exec := executor.New(generated.NewExecutableSchema(generated.Config{Resolvers: &graph.Resolver{
+		Client: st.Client, Auth: authSvc, WebhookService: webhookSvc, EventService: eventSvc,
+		Log: log, SubscriptionBuffer: cfg.SubscriptionBuffer,
+	}}))
+	exec.SetErrorPresenter(graph.ErrorPresenter(log))
+	exec.SetRecoverFunc(graph.Recover(log))
+	if cfg.Introspection {
+		exec.Use(extension.Introspection{})
+	}
+	exec.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
+	exec.Use(graph.DepthLimit(cfg.MaxDepth))
+	exec.AroundFields(graph.RequireScopes)
+
+	app.transports = newTransports(cfg, log, authSvc)
+	app.handler = app.routes(exec)
+	return app, nil
+}
+
+// webhookDisabled publishes the webhook.disabled event after the dispatcher disabled a webhook.
+func (a *App) webhookDisabled(ctx context.Context, w *ent.Webhook, reason string) {
+	payload := map[string]any{"webhook_id": fmt.Sprint(w.ID), "reason": reason}
+	if _, _, err := a.events.Emit(context.WithoutCancel(ctx), "webhook.disabled", payload, nil); err != nil {
+		a.log.Error("publish webhook.disabled", "webhook_id", w.ID, "err", err)
+	}
+}
+
+// Handler is the HTTP handler of the instance (for tests that serve it themselves).
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Start starts the background work: dispatcher and retention.
+func (a *App) Start(ctx context.Context) {
+	a.dispatcher.Start(ctx)
+	go a.events.RunRetention(ctx, time.Minute)
+}
+
+// CloseStreams closes every open WebSocket with 1001 (going away).
+func (a *App) CloseStreams(ctx context.Context) { a.transports.shutdown(ctx) }
+
+// Close stops background work and releases the database. Streams get 1001.
+func (a *App) Close(ctx context.Context) error {
+	a.transports.shutdown(ctx)
+	err := a.dispatcher.Stop(ctx)
+	return errors.Join(err, a.store.Close())
+}
+
+// Run serves until ctx ends, then shuts down: stop accepting, close sockets with 1001, finish
+// in-flight deliveries up to the shutdown timeout, leave the rest queued.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Writer) error {
+	app, err := Open(ctx, cfg, log, out)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		app.Close(context.Background())
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	fmt.Fprintf(out, "eventgate %s listening on http://%s — GraphiQL at http://%s/graphiql, GraphQL at /query\n", Version, ln.Addr(), ln.Addr())
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	app.Start(runCtx)
+	srv := &http.Server{Handler: app.handler, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+5*time.Second)
+	defer cancel()
+	app.transports.shutdown(shutdownCtx)
+	if serr := srv.Shutdown(shutdownCtx); serr != nil {
+		srv.Close()
+	}
+	stop()
+	if cerr := app.Close(shutdownCtx); cerr != nil {
+		log.Error("shutdown", "err", cerr)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// secretKeyFingerprint is the settings key of the secret key's fingerprint.
+const secretKeyFingerprint = "secret_key_fingerprint"
+
+// openSecretBox loads the secret key and proves it is the one the database was written with.
+func openSecretBox(ctx context.Context, cfg *config.Config, client *ent.Client) (*secretbox.Box, error) {
+	var key []byte
+	var err error
+	switch {
+	case cfg.SecretKey != "":
+		key, err = secretbox.ParseKey(cfg.SecretKey)
+	case cfg.DatabaseURL != "":
+		return nil, errors.New("EVENTGATE_SECRET_KEY is required with PostgreSQL (every instance must use the same key)")
+	default:
+		key, err = secretbox.LoadOrCreateKeyFile(cfg.DataDir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("EVENTGATE_SECRET_KEY: %w", err)
+	}
+	box, err := secretbox.New(key)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := client.Setting.Query().Where(setting.Key(secretKeyFingerprint)).Only(ctx)
+	switch {
+	case ent.IsNotFound(err):
+		if err := client.Setting.Create().SetKey(secretKeyFingerprint).SetValue(box.Fingerprint()).
+			OnConflictColumns(setting.FieldKey).DoNothing().Exec(ctx); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("record secret key fingerprint: %w", err)
+		}
+		return openSecretBoxCheck(ctx, client, box)
+	case err != nil:
+		return nil, fmt.Errorf("read secret key fingerprint: %w", err)
+	case stored.Value != box.Fingerprint():
+		return nil, errors.New("EVENTGATE_SECRET_KEY does not match the key this database was written with")
+	}
+	return box, nil
+}
+
+// openSecretBoxCheck re-reads the fingerprint after recording it: another instance may have won.
+func openSecretBoxCheck(ctx context.Context, client *ent.Client, box *secretbox.Box) (*secretbox.Box, error) {
+	stored, err := client.Setting.Query().Where(setting.Key(secretKeyFingerprint)).Only(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read secret key fingerprint: %w", err)
+	}
+	if stored.Value != box.Fingerprint() {
+		return nil, errors.New("EVENTGATE_SECRET_KEY does not match the key this database was written with")
+	}
+	return box, nil
+}
+
+// PruneEvents applies the retention period now (it also runs every minute).
+func (a *App) PruneEvents(ctx context.Context) (int, error) { return a.events.Prune(ctx) }
