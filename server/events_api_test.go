@@ -41,7 +41,9 @@ func TestPublishValidatesEveryType(t *testing.T) {
 			var out struct {
 				PublishEvent struct {
 					ID, Cursor, Type string
-					Data             struct{ Typename string `json:"__typename"` }
+					Data             struct {
+						Typename string `json:"__typename"`
+					}
 				}
 			}
 			eg.MustGraphQL(servertest.AdminToken, publishEvent, map[string]any{"input": map[string]any{"type": typ, "payload": payload}}, &out)
@@ -212,7 +214,9 @@ func TestEventVisibilityByTokenTypes(t *testing.T) {
 	}
 	limited := eg.CreateToken("tickets", []string{"EVENTS_SUBSCRIBE"}, []string{"ticket.created"})
 	var out struct {
-		Events struct{ Edges []struct{ Node struct{ Type string } } }
+		Events struct {
+			Edges []struct{ Node struct{ Type string } }
+		}
 	}
 	eg.MustGraphQL(limited, `{ events { edges { node { type } } } }`, nil, &out)
 	if len(out.Events.Edges) != 1 || out.Events.Edges[0].Node.Type != "ticket.created" {
@@ -232,7 +236,13 @@ func TestEventsPaging(t *testing.T) {
 	}
 	type page struct {
 		Events struct {
-			Edges    []struct{ Node struct{ Payload struct{ UserID int `json:"user_id"` } } }
+			Edges []struct {
+				Node struct {
+					Payload struct {
+						UserID int `json:"user_id"`
+					}
+				}
+			}
 			PageInfo struct {
 				EndCursor   string
 				HasNextPage bool

@@ -254,4 +254,3 @@ func TestExpiredCursor(t *testing.T) {
 		t.Fatalf("subscription: got %s %s, want an error with CURSOR_EXPIRED", m.Type, m.Payload)
 	}
 }
-
