@@ -452,11 +452,13 @@ func (r *Resolver) Subscription() generated.SubscriptionResolver { return &subsc
 // Webhook returns generated.WebhookResolver implementation.
 func (r *Resolver) Webhook() generated.WebhookResolver { return &webhookResolver{r} }
 
-type apiTokenResolver struct{ *Resolver }
-type deliveryResolver struct{ *Resolver }
-type deliveryAttemptResolver struct{ *Resolver }
-type eventResolver struct{ *Resolver }
-type mutationResolver struct{ *Resolver }
-type queryResolver struct{ *Resolver }
-type subscriptionResolver struct{ *Resolver }
-type webhookResolver struct{ *Resolver }
+type (
+	apiTokenResolver        struct{ *Resolver }
+	deliveryResolver        struct{ *Resolver }
+	deliveryAttemptResolver struct{ *Resolver }
+	eventResolver           struct{ *Resolver }
+	mutationResolver        struct{ *Resolver }
+	queryResolver           struct{ *Resolver }
+	subscriptionResolver    struct{ *Resolver }
+	webhookResolver         struct{ *Resolver }
+)
