@@ -168,7 +168,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Write
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	app.Start(runCtx)
-	srv := &http.Server{Handler: app.handler, ReadHeaderTimeout: 10 * time.Second}
+	// Streams (SSE) end with their request context, so requests hang off a context that
+	// shutdown cancels.
+	baseCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRequests()
+	srv := &http.Server{Handler: app.handler, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return baseCtx }}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	select {
@@ -179,6 +184,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Write
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+5*time.Second)
 	defer cancel()
 	app.transports.shutdown(shutdownCtx)
+	cancelRequests()
 	if serr := srv.Shutdown(shutdownCtx); serr != nil {
 		srv.Close()
 	}

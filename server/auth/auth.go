@@ -119,6 +119,9 @@ type Service struct {
 
 	mu    sync.Mutex
 	cache map[string]cachedToken
+	// rechecked holds, per token id, when the database last confirmed it valid: many open
+	// streams of one token then cost one query per cacheTTL, not one each.
+	rechecked map[int]time.Time
 }
 
 type cachedToken struct {
@@ -129,7 +132,7 @@ type cachedToken struct {
 
 // NewService makes a Service.
 func NewService(client *ent.Client, log *slog.Logger) *Service {
-	return &Service{client: client, log: log.With("component", "auth"), now: time.Now, cache: map[string]cachedToken{}}
+	return &Service{client: client, log: log.With("component", "auth"), now: time.Now, cache: map[string]cachedToken{}, rechecked: map[int]time.Time{}}
 }
 
 // Authenticate returns the principal of a token secret, or ErrInvalidToken.
@@ -188,8 +191,15 @@ func (s *Service) Recheck(ctx context.Context) error {
 	if !ok {
 		return ErrInvalidToken
 	}
-	if expired(p.ExpiresAt, s.now()) {
+	now := s.now()
+	if expired(p.ExpiresAt, now) {
 		return ErrInvalidToken
+	}
+	s.mu.Lock()
+	checked, ok := s.rechecked[p.TokenID]
+	s.mu.Unlock()
+	if ok && now.Sub(checked) < cacheTTL {
+		return nil
 	}
 	tok, err := s.client.ApiToken.Get(ctx, p.TokenID)
 	if ent.IsNotFound(err) {
@@ -203,9 +213,12 @@ func (s *Service) Recheck(ctx context.Context) error {
 		s.log.Warn("recheck token", "token_id", p.TokenID, "err", err)
 		return nil
 	}
-	if tok.RevokedAt != nil || expired(tok.ExpiresAt, s.now()) {
+	if tok.RevokedAt != nil || expired(tok.ExpiresAt, now) {
 		return ErrInvalidToken
 	}
+	s.mu.Lock()
+	s.rechecked[p.TokenID] = now
+	s.mu.Unlock()
 	return nil
 }
 
@@ -293,6 +306,9 @@ func (s *Service) Revoke(ctx context.Context, id int) (*ent.ApiToken, error) {
 		}
 	}
 	s.forget(tok.TokenHash)
+	s.mu.Lock()
+	delete(s.rechecked, id)
+	s.mu.Unlock()
 	return tok, nil
 }
 
