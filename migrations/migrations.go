@@ -6,5 +6,5 @@ import "embed"
 
 // FS holds the migration files.
 //
-//go:embed sqlite/*.sql
+//go:embed sqlite/*.sql postgres/*.sql
 var FS embed.FS

@@ -103,29 +103,31 @@ func TestScopes(t *testing.T) {
 }
 
 func TestTokenRevocation(t *testing.T) {
-	eg := servertest.Start(t, nil)
-	var created struct {
-		CreateApiToken struct {
-			Secret string
-			Token  struct{ ID, Prefix string }
+	servertest.Each(t, func(t *testing.T, start servertest.Starter) {
+		eg := start(t, nil)
+		var created struct {
+			CreateApiToken struct {
+				Secret string
+				Token  struct{ ID, Prefix string }
+			}
 		}
-	}
-	eg.MustGraphQL(servertest.AdminToken, `mutation { createApiToken(input: {name: "bot", scopes: [WEBHOOKS_READ]}) { secret token { id prefix } } }`, nil, &created)
-	tok := created.CreateApiToken
-	if len(tok.Secret) != 4+43 || tok.Token.Prefix != tok.Secret[:12] {
-		t.Fatalf("got secret %q prefix %q", tok.Secret, tok.Token.Prefix)
-	}
-	if r := eg.GraphQL(tok.Secret, `{ viewer { name } }`, nil); r.Status != http.StatusOK || len(r.Errors) > 0 {
-		t.Fatalf("new token refused: %s", r.Body)
-	}
-	// The secret is never readable again.
-	r := eg.GraphQL(servertest.AdminToken, `{ apiTokens { id name prefix scopes createdAt lastUsedAt revokedAt } }`, nil)
-	if bytes.Contains(r.Body, []byte(tok.Secret)) || bytes.Contains(r.Body, []byte(servertest.AdminToken)) {
-		t.Fatalf("apiTokens reveals a secret: %s", r.Body)
-	}
-	eg.MustGraphQL(servertest.AdminToken, `mutation($id: ID!) { revokeApiToken(id: $id) { revokedAt } }`, map[string]any{"id": tok.Token.ID}, nil)
-	if r := eg.GraphQL(tok.Secret, `{ viewer { name } }`, nil); r.Status != http.StatusUnauthorized {
-		t.Fatalf("revoked token: got %d, want 401", r.Status)
-	}
-	assertNotInDataDir(t, eg.DataDir, tok.Secret, servertest.AdminToken)
+		eg.MustGraphQL(servertest.AdminToken, `mutation { createApiToken(input: {name: "bot", scopes: [WEBHOOKS_READ]}) { secret token { id prefix } } }`, nil, &created)
+		tok := created.CreateApiToken
+		if len(tok.Secret) != 4+43 || tok.Token.Prefix != tok.Secret[:12] {
+			t.Fatalf("got secret %q prefix %q", tok.Secret, tok.Token.Prefix)
+		}
+		if r := eg.GraphQL(tok.Secret, `{ viewer { name } }`, nil); r.Status != http.StatusOK || len(r.Errors) > 0 {
+			t.Fatalf("new token refused: %s", r.Body)
+		}
+		// The secret is never readable again.
+		r := eg.GraphQL(servertest.AdminToken, `{ apiTokens { id name prefix scopes createdAt lastUsedAt revokedAt } }`, nil)
+		if bytes.Contains(r.Body, []byte(tok.Secret)) || bytes.Contains(r.Body, []byte(servertest.AdminToken)) {
+			t.Fatalf("apiTokens reveals a secret: %s", r.Body)
+		}
+		eg.MustGraphQL(servertest.AdminToken, `mutation($id: ID!) { revokeApiToken(id: $id) { revokedAt } }`, map[string]any{"id": tok.Token.ID}, nil)
+		if r := eg.GraphQL(tok.Secret, `{ viewer { name } }`, nil); r.Status != http.StatusUnauthorized {
+			t.Fatalf("revoked token: got %d, want 401", r.Status)
+		}
+		assertNotInDataDir(t, eg.DataDir, tok.Secret, servertest.AdminToken)
+	})
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/eventgate/eventgate/server/eventbus"
 	"github.com/eventgate/eventgate/server/events"
 	"github.com/eventgate/eventgate/server/netguard"
+	"github.com/eventgate/eventgate/server/pgnotify"
 	"github.com/eventgate/eventgate/server/secretbox"
 	"github.com/eventgate/eventgate/server/store"
 	"github.com/eventgate/eventgate/server/webhooks"
@@ -47,12 +48,14 @@ type App struct {
 	dispatcher *dispatch.Dispatcher
 	handler    http.Handler
 	transports *transports
+	// relay carries commits between instances (PostgreSQL only).
+	relay *pgnotify.Relay
 }
 
 // Open connects to the database, migrates it, bootstraps the admin token (printing it to out
 // when it was generated) and wires every part. It starts nothing.
 func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Writer) (*App, error) {
-	st, err := store.Open(ctx, store.Options{DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir, SQLiteSync: cfg.SQLiteSync})
+	st, err := store.Open(ctx, store.Options{DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir, SQLiteSync: cfg.SQLiteSync, MaxConns: cfg.DatabaseMaxConns})
 	if err != nil {
 		return nil, err
 	}
@@ -65,15 +68,21 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Writ
 }
 
 func wire(ctx context.Context, cfg *config.Config, log *slog.Logger, st *store.Store, out io.Writer) (*App, error) {
-	if err := st.Migrate(ctx); err != nil {
-		return nil, err
-	}
-	box, err := openSecretBox(ctx, cfg, st.Client)
-	if err != nil {
-		return nil, err
-	}
 	authSvc := auth.NewService(st.Client, log)
-	secret, err := authSvc.Bootstrap(ctx, cfg.AdminToken)
+	var box *secretbox.Box
+	var secret string
+	// Instances starting together take turns: one migrates and bootstraps, the others then see it done.
+	err := st.WithLock(ctx, func() error {
+		if err := st.Migrate(ctx); err != nil {
+			return err
+		}
+		var err error
+		if box, err = openSecretBox(ctx, cfg, st.Client); err != nil {
+			return err
+		}
+		secret, err = authSvc.Bootstrap(ctx, cfg.AdminToken)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -86,6 +95,7 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger, st *store.S
 	deliveryBus := eventbus.New[*ent.Delivery]()
 	eventSvc := events.NewService(st.Client, eventBus, deliveryBus, events.Options{
 		PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst, Retention: cfg.EventRetention,
+		Shared: st.IsPostgres(),
 	}, log)
 	webhookSvc := webhooks.NewService(st.Client, box, guard)
 
@@ -98,14 +108,20 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger, st *store.S
 		InstanceID:      fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()),
 		ShutdownTimeout: cfg.ShutdownTimeout,
 	}, dispatch.Hooks{
-		DeliveryChanged: func(_ context.Context, d *ent.Delivery) { eventSvc.PublishDeliveryChange(d) },
+		DeliveryChanged: func(ctx context.Context, d *ent.Delivery) { eventSvc.PublishDeliveryChanges(ctx, d) },
 		WebhookDisabled: app.webhookDisabled,
 	}, log)
 	eventSvc.SetNotifier(app.dispatcher)
 	webhookSvc.SetDeliveryListener(func(ds []*ent.Delivery) {
-		deliveryBus.Publish(ds...)
+		eventSvc.PublishDeliveryChanges(context.Background(), ds...)
 		app.dispatcher.Wake()
 	})
+	if st.IsPostgres() {
+		app.relay = pgnotify.New(st.URL, st.Client, eventBus, deliveryBus, app.dispatcher.Wake, log)
+		if err := app.relay.Start(ctx); err != nil {
+			return nil, err
+		}
+	}
 
 	exec := executor.New(generated.NewExecutableSchema(generated.Config{Resolvers: &graph.Resolver{
 		Client: st.Client, Auth: authSvc, WebhookService: webhookSvc, EventService: eventSvc,
@@ -138,6 +154,9 @@ func (a *App) Handler() http.Handler { return a.handler }
 
 // Start starts the background work: dispatcher and retention.
 func (a *App) Start(ctx context.Context) {
+	if a.relay != nil {
+		go a.relay.Run(ctx)
+	}
 	a.dispatcher.Start(ctx)
 	go a.events.RunRetention(ctx, time.Minute)
 }

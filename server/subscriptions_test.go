@@ -106,43 +106,45 @@ func allCursors(t *testing.T, eg *servertest.Instance, after string) []string {
 // TestResumeWhilePublishing: 10,000 events from several goroutines while a subscriber resumes
 // from a cursor in the middle; it gets exactly the events after the cursor, in log order, once.
 func TestResumeWhilePublishing(t *testing.T) {
-	eg := servertest.Start(t, func(c *configT) { c.PublishRate = 1e6; c.PublishBurst = 1e6 })
-	const before, during, writers, batch = 2000, 8000, 8, 50
-	for i := 0; i < before; i += batch {
-		publishBatch(t, eg, i, batch)
-	}
-	cursors := allCursors(t, eg, "")
-	if len(cursors) != before {
-		t.Fatalf("got %d stored events, want %d", len(cursors), before)
-	}
-	resumeFrom := cursors[before/2-1]
-
-	c := eg.Subscriber(servertest.AdminToken)
-	var wg sync.WaitGroup
-	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; i < during/writers; i += batch {
-				publishBatch(t, eg, before+w*during+i, batch)
-			}
-		}(w)
-	}
-	got := follow(t, c, before/2+during, resumeFrom)
-	wg.Wait()
-	want := allCursors(t, eg, resumeFrom)
-	if len(want) != before/2+during {
-		t.Fatalf("log has %d events after the cursor, want %d", len(want), before/2+during)
-	}
-	for i := range want {
-		if got[i].Cursor != want[i] {
-			t.Fatalf("event %d: got cursor %s, want %s (gap, duplicate or reorder)", i, got[i].Cursor, want[i])
+	servertest.Each(t, func(t *testing.T, start servertest.Starter) {
+		eg := start(t, func(c *configT) { c.PublishRate = 1e6; c.PublishBurst = 1e6 })
+		const before, during, writers, batch = 2000, 8000, 8, 50
+		for i := 0; i < before; i += batch {
+			publishBatch(t, eg, i, batch)
 		}
-	}
-	// Nothing more arrives: no duplicates after the last one.
-	if m, err := c.TryRead(300 * time.Millisecond); err == nil && m.Type == "next" {
-		t.Fatalf("extra event after all were received: %s", m.Payload)
-	}
+		cursors := allCursors(t, eg, "")
+		if len(cursors) != before {
+			t.Fatalf("got %d stored events, want %d", len(cursors), before)
+		}
+		resumeFrom := cursors[before/2-1]
+
+		c := eg.Subscriber(servertest.AdminToken)
+		var wg sync.WaitGroup
+		for w := 0; w < writers; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for i := 0; i < during/writers; i += batch {
+					publishBatch(t, eg, before+w*during+i, batch)
+				}
+			}(w)
+		}
+		got := follow(t, c, before/2+during, resumeFrom)
+		wg.Wait()
+		want := allCursors(t, eg, resumeFrom)
+		if len(want) != before/2+during {
+			t.Fatalf("log has %d events after the cursor, want %d", len(want), before/2+during)
+		}
+		for i := range want {
+			if got[i].Cursor != want[i] {
+				t.Fatalf("event %d: got cursor %s, want %s (gap, duplicate or reorder)", i, got[i].Cursor, want[i])
+			}
+		}
+		// Nothing more arrives: no duplicates after the last one.
+		if m, err := c.TryRead(300 * time.Millisecond); err == nil && m.Type == "next" {
+			t.Fatalf("extra event after all were received: %s", m.Payload)
+		}
+	})
 }
 
 func TestSubscriptionAuthPaths(t *testing.T) {
@@ -192,65 +194,71 @@ func TestSubscriptionAuthPaths(t *testing.T) {
 }
 
 func TestRevokedTokenClosesSocket(t *testing.T) {
-	eg := servertest.Start(t, nil)
-	var created struct {
-		CreateApiToken struct {
-			Secret string
-			Token  struct{ ID string }
+	servertest.Each(t, func(t *testing.T, start servertest.Starter) {
+		eg := start(t, nil)
+		var created struct {
+			CreateApiToken struct {
+				Secret string
+				Token  struct{ ID string }
+			}
 		}
-	}
-	eg.MustGraphQL(servertest.AdminToken, `mutation { createApiToken(input: {name: "viewer", scopes: [EVENTS_SUBSCRIBE]}) { secret token { id } } }`, nil, &created)
-	c := eg.Subscriber(created.CreateApiToken.Secret)
-	c.Subscribe("1", eventsSubscription, nil)
-	eg.MustGraphQL(servertest.AdminToken, `mutation($id: ID!) { revokeApiToken(id: $id) { id } }`, map[string]any{"id": created.CreateApiToken.Token.ID}, nil)
-	if code := c.CloseCode(5 * time.Second); code != 4403 {
-		t.Fatalf("got close %d within 5 s of revocation, want 4403", code)
-	}
+		eg.MustGraphQL(servertest.AdminToken, `mutation { createApiToken(input: {name: "viewer", scopes: [EVENTS_SUBSCRIBE]}) { secret token { id } } }`, nil, &created)
+		c := eg.Subscriber(created.CreateApiToken.Secret)
+		c.Subscribe("1", eventsSubscription, nil)
+		eg.MustGraphQL(servertest.AdminToken, `mutation($id: ID!) { revokeApiToken(id: $id) { id } }`, map[string]any{"id": created.CreateApiToken.Token.ID}, nil)
+		if code := c.CloseCode(5 * time.Second); code != 4403 {
+			t.Fatalf("got close %d within 5 s of revocation, want 4403", code)
+		}
+	})
 }
 
 func TestDeliveryUpdatedStreamsChanges(t *testing.T) {
-	eg := servertest.Start(t, nil)
-	var created struct {
-		CreateWebhook struct{ Webhook struct{ ID string } }
-	}
-	eg.MustGraphQL(servertest.AdminToken, createWebhook, webhookInput(map[string]any{"url": "http://127.0.0.1:9/unreachable"}), &created)
-	c := eg.Subscriber(servertest.AdminToken)
-	c.Subscribe("d", `subscription($w: ID) { deliveryUpdated(webhookId: $w) { id status eventType webhook { id } } }`, map[string]any{"w": created.CreateWebhook.Webhook.ID})
-	time.Sleep(100 * time.Millisecond) // let the subscription register before the change
-	eg.MustGraphQL(servertest.AdminToken, `mutation($id: ID!) { testWebhook(id: $id) { id } }`, map[string]any{"id": created.CreateWebhook.Webhook.ID}, nil)
-	m := c.Read()
-	var p struct {
-		Data struct {
-			DeliveryUpdated struct {
-				ID, Status, EventType string
-				Webhook               struct{ ID string }
+	servertest.Each(t, func(t *testing.T, start servertest.Starter) {
+		eg := start(t, nil)
+		var created struct {
+			CreateWebhook struct{ Webhook struct{ ID string } }
+		}
+		eg.MustGraphQL(servertest.AdminToken, createWebhook, webhookInput(map[string]any{"url": "http://127.0.0.1:9/unreachable"}), &created)
+		c := eg.Subscriber(servertest.AdminToken)
+		c.Subscribe("d", `subscription($w: ID) { deliveryUpdated(webhookId: $w) { id status eventType webhook { id } } }`, map[string]any{"w": created.CreateWebhook.Webhook.ID})
+		time.Sleep(100 * time.Millisecond) // let the subscription register before the change
+		eg.MustGraphQL(servertest.AdminToken, `mutation($id: ID!) { testWebhook(id: $id) { id } }`, map[string]any{"id": created.CreateWebhook.Webhook.ID}, nil)
+		m := c.Read()
+		var p struct {
+			Data struct {
+				DeliveryUpdated struct {
+					ID, Status, EventType string
+					Webhook               struct{ ID string }
+				}
 			}
 		}
-	}
-	if err := json.Unmarshal(m.Payload, &p); err != nil || m.Type != "next" {
-		t.Fatalf("got %s %s", m.Type, m.Payload)
-	}
-	d := p.Data.DeliveryUpdated
-	if d.EventType != "webhook.test" || d.Webhook.ID != created.CreateWebhook.Webhook.ID || d.Status == "" {
-		t.Fatalf("got %+v from %s", d, m.Payload)
-	}
+		if err := json.Unmarshal(m.Payload, &p); err != nil || m.Type != "next" {
+			t.Fatalf("got %s %s", m.Type, m.Payload)
+		}
+		d := p.Data.DeliveryUpdated
+		if d.EventType != "webhook.test" || d.Webhook.ID != created.CreateWebhook.Webhook.ID || d.Status == "" {
+			t.Fatalf("got %+v from %s", d, m.Payload)
+		}
+	})
 }
 
 func TestExpiredCursor(t *testing.T) {
-	eg := servertest.Start(t, func(c *configT) { c.EventRetention = time.Millisecond })
-	publishBatch(t, eg, 0, 3)
-	old := allCursors(t, eg, "")[0]
-	time.Sleep(5 * time.Millisecond)
-	if n, err := eg.App.PruneEvents(context.Background()); err != nil || n != 3 {
-		t.Fatalf("prune: got %d, %v; want 3 deleted", n, err)
-	}
-	if r := eg.GraphQL(servertest.AdminToken, `query($a: Cursor) { events(after: $a) { edges { cursor } } }`, map[string]any{"a": old}); r.Code() != "CURSOR_EXPIRED" {
-		t.Fatalf("query: got %q, want CURSOR_EXPIRED: %s", r.Code(), r.Body)
-	}
-	c := eg.Subscriber(servertest.AdminToken)
-	c.Subscribe("1", eventsSubscription, map[string]any{"after": old})
-	m := c.Read()
-	if m.Type != "error" || !json.Valid(m.Payload) || !strings.Contains(string(m.Payload), "CURSOR_EXPIRED") {
-		t.Fatalf("subscription: got %s %s, want an error with CURSOR_EXPIRED", m.Type, m.Payload)
-	}
+	servertest.Each(t, func(t *testing.T, start servertest.Starter) {
+		eg := start(t, func(c *configT) { c.EventRetention = time.Millisecond })
+		publishBatch(t, eg, 0, 3)
+		old := allCursors(t, eg, "")[0]
+		time.Sleep(5 * time.Millisecond)
+		if n, err := eg.App.PruneEvents(context.Background()); err != nil || n != 3 {
+			t.Fatalf("prune: got %d, %v; want 3 deleted", n, err)
+		}
+		if r := eg.GraphQL(servertest.AdminToken, `query($a: Cursor) { events(after: $a) { edges { cursor } } }`, map[string]any{"a": old}); r.Code() != "CURSOR_EXPIRED" {
+			t.Fatalf("query: got %q, want CURSOR_EXPIRED: %s", r.Code(), r.Body)
+		}
+		c := eg.Subscriber(servertest.AdminToken)
+		c.Subscribe("1", eventsSubscription, map[string]any{"after": old})
+		m := c.Read()
+		if m.Type != "error" || !json.Valid(m.Payload) || !strings.Contains(string(m.Payload), "CURSOR_EXPIRED") {
+			t.Fatalf("subscription: got %s %s, want an error with CURSOR_EXPIRED", m.Type, m.Payload)
+		}
+	})
 }

@@ -28,92 +28,94 @@ func webhookInput(overrides map[string]any) map[string]any {
 }
 
 func TestWebhookRoundTrip(t *testing.T) {
-	eg := servertest.Start(t, nil)
-	var created struct {
-		CreateWebhook struct {
-			Secret  string
-			Webhook struct {
-				ID, Name, URL, PayloadFormat string
-				EventTypes                   []string
-				IsActive, HasSecret          bool
-				TimeoutSeconds               int
+	servertest.Each(t, func(t *testing.T, start servertest.Starter) {
+		eg := start(t, nil)
+		var created struct {
+			CreateWebhook struct {
+				Secret  string
+				Webhook struct {
+					ID, Name, URL, PayloadFormat string
+					EventTypes                   []string
+					IsActive, HasSecret          bool
+					TimeoutSeconds               int
+				}
 			}
 		}
-	}
-	eg.MustGraphQL(servertest.AdminToken, createWebhook, webhookInput(map[string]any{
-		"customHeaders": map[string]any{"X-Tenant": "acme-secret-value"},
-	}), &created)
-	w := created.CreateWebhook.Webhook
-	if !strings.HasPrefix(created.CreateWebhook.Secret, "whsec_") || !w.HasSecret || !w.IsActive ||
-		w.PayloadFormat != "STANDARD" || w.TimeoutSeconds != 15 {
-		t.Fatalf("got %+v", created.CreateWebhook)
-	}
-
-	var list struct {
-		Webhooks struct {
-			Total int
-			Items []struct{ ID string }
+		eg.MustGraphQL(servertest.AdminToken, createWebhook, webhookInput(map[string]any{
+			"customHeaders": map[string]any{"X-Tenant": "acme-secret-value"},
+		}), &created)
+		w := created.CreateWebhook.Webhook
+		if !strings.HasPrefix(created.CreateWebhook.Secret, "whsec_") || !w.HasSecret || !w.IsActive ||
+			w.PayloadFormat != "STANDARD" || w.TimeoutSeconds != 15 {
+			t.Fatalf("got %+v", created.CreateWebhook)
 		}
-	}
-	eg.MustGraphQL(servertest.AdminToken, `{ webhooks(eventType: "payment.completed") { total items { id } } }`, nil, &list)
-	if list.Webhooks.Total != 1 || list.Webhooks.Items[0].ID != w.ID {
-		t.Fatalf("got %+v, want the created webhook", list.Webhooks)
-	}
-	eg.MustGraphQL(servertest.AdminToken, `{ webhooks(eventType: "user.created") { total items { id } } }`, nil, &list)
-	if list.Webhooks.Total != 0 {
-		t.Fatalf("filter by another type: got %d webhooks, want 0", list.Webhooks.Total)
-	}
 
-	var updated struct {
-		UpdateWebhook struct {
-			Name        string
-			Description *string
-			IsActive    bool
+		var list struct {
+			Webhooks struct {
+				Total int
+				Items []struct{ ID string }
+			}
 		}
-	}
-	eg.MustGraphQL(servertest.AdminToken, `mutation($id: ID!) { updateWebhook(id: $id, input: {name: "billing-2", description: "x", isActive: false}) { name description isActive } }`,
-		map[string]any{"id": w.ID}, &updated)
-	if updated.UpdateWebhook.Name != "billing-2" || updated.UpdateWebhook.IsActive || updated.UpdateWebhook.Description == nil {
-		t.Fatalf("got %+v", updated.UpdateWebhook)
-	}
-	eg.MustGraphQL(servertest.AdminToken, `mutation($id: ID!, $in: UpdateWebhookInput!) { updateWebhook(id: $id, input: $in) { name description isActive } }`,
-		map[string]any{"id": w.ID, "in": map[string]any{"description": nil}}, &updated)
-	if updated.UpdateWebhook.Description != nil || updated.UpdateWebhook.Name != "billing-2" {
-		t.Fatalf("explicit null should clear only description: got %+v", updated.UpdateWebhook)
-	}
-
-	var rotated struct {
-		RotateWebhookSecret struct{ Secret string }
-	}
-	eg.MustGraphQL(servertest.AdminToken, `mutation($id: ID!) { rotateWebhookSecret(id: $id, gracePeriodSeconds: 60) { secret } }`,
-		map[string]any{"id": w.ID}, &rotated)
-	if rotated.RotateWebhookSecret.Secret == created.CreateWebhook.Secret || !strings.HasPrefix(rotated.RotateWebhookSecret.Secret, "whsec_") {
-		t.Fatalf("rotation returned %q", rotated.RotateWebhookSecret.Secret)
-	}
-
-	// Secrets and header values appear nowhere but in the two payloads.
-	r := eg.GraphQL(servertest.AdminToken, `query($id: ID!) { webhook(id: $id) { id name url eventTypes isActive description hasSecret payloadFormat timeoutSeconds customHeaders rateLimitPerSecond createdAt updatedAt lastTriggeredAt successCount failureCount disabledReason } }`,
-		map[string]any{"id": w.ID})
-	for _, secret := range []string{created.CreateWebhook.Secret, rotated.RotateWebhookSecret.Secret, "acme-secret-value"} {
-		if bytes.Contains(r.Body, []byte(secret)) {
-			t.Fatalf("webhook query reveals a secret: %s", r.Body)
+		eg.MustGraphQL(servertest.AdminToken, `{ webhooks(eventType: "payment.completed") { total items { id } } }`, nil, &list)
+		if list.Webhooks.Total != 1 || list.Webhooks.Items[0].ID != w.ID {
+			t.Fatalf("got %+v, want the created webhook", list.Webhooks)
 		}
-	}
-	if !bytes.Contains(r.Body, []byte(`"X-Tenant"`)) {
-		t.Fatalf("custom header names should stay readable: %s", r.Body)
-	}
-	assertNotInDataDir(t, eg.DataDir, created.CreateWebhook.Secret, rotated.RotateWebhookSecret.Secret, "acme-secret-value")
+		eg.MustGraphQL(servertest.AdminToken, `{ webhooks(eventType: "user.created") { total items { id } } }`, nil, &list)
+		if list.Webhooks.Total != 0 {
+			t.Fatalf("filter by another type: got %d webhooks, want 0", list.Webhooks.Total)
+		}
 
-	var deleted struct{ DeleteWebhook bool }
-	eg.MustGraphQL(servertest.AdminToken, `mutation($id: ID!) { deleteWebhook(id: $id) }`, map[string]any{"id": w.ID}, &deleted)
-	if !deleted.DeleteWebhook {
-		t.Fatal("deleteWebhook returned false")
-	}
-	var gone struct{ Webhook *struct{ ID string } }
-	eg.MustGraphQL(servertest.AdminToken, `query($id: ID!) { webhook(id: $id) { id } }`, map[string]any{"id": w.ID}, &gone)
-	if gone.Webhook != nil {
-		t.Fatalf("webhook still there after delete")
-	}
+		var updated struct {
+			UpdateWebhook struct {
+				Name        string
+				Description *string
+				IsActive    bool
+			}
+		}
+		eg.MustGraphQL(servertest.AdminToken, `mutation($id: ID!) { updateWebhook(id: $id, input: {name: "billing-2", description: "x", isActive: false}) { name description isActive } }`,
+			map[string]any{"id": w.ID}, &updated)
+		if updated.UpdateWebhook.Name != "billing-2" || updated.UpdateWebhook.IsActive || updated.UpdateWebhook.Description == nil {
+			t.Fatalf("got %+v", updated.UpdateWebhook)
+		}
+		eg.MustGraphQL(servertest.AdminToken, `mutation($id: ID!, $in: UpdateWebhookInput!) { updateWebhook(id: $id, input: $in) { name description isActive } }`,
+			map[string]any{"id": w.ID, "in": map[string]any{"description": nil}}, &updated)
+		if updated.UpdateWebhook.Description != nil || updated.UpdateWebhook.Name != "billing-2" {
+			t.Fatalf("explicit null should clear only description: got %+v", updated.UpdateWebhook)
+		}
+
+		var rotated struct {
+			RotateWebhookSecret struct{ Secret string }
+		}
+		eg.MustGraphQL(servertest.AdminToken, `mutation($id: ID!) { rotateWebhookSecret(id: $id, gracePeriodSeconds: 60) { secret } }`,
+			map[string]any{"id": w.ID}, &rotated)
+		if rotated.RotateWebhookSecret.Secret == created.CreateWebhook.Secret || !strings.HasPrefix(rotated.RotateWebhookSecret.Secret, "whsec_") {
+			t.Fatalf("rotation returned %q", rotated.RotateWebhookSecret.Secret)
+		}
+
+		// Secrets and header values appear nowhere but in the two payloads.
+		r := eg.GraphQL(servertest.AdminToken, `query($id: ID!) { webhook(id: $id) { id name url eventTypes isActive description hasSecret payloadFormat timeoutSeconds customHeaders rateLimitPerSecond createdAt updatedAt lastTriggeredAt successCount failureCount disabledReason } }`,
+			map[string]any{"id": w.ID})
+		for _, secret := range []string{created.CreateWebhook.Secret, rotated.RotateWebhookSecret.Secret, "acme-secret-value"} {
+			if bytes.Contains(r.Body, []byte(secret)) {
+				t.Fatalf("webhook query reveals a secret: %s", r.Body)
+			}
+		}
+		if !bytes.Contains(r.Body, []byte(`"X-Tenant"`)) {
+			t.Fatalf("custom header names should stay readable: %s", r.Body)
+		}
+		assertNotInDataDir(t, eg.DataDir, created.CreateWebhook.Secret, rotated.RotateWebhookSecret.Secret, "acme-secret-value")
+
+		var deleted struct{ DeleteWebhook bool }
+		eg.MustGraphQL(servertest.AdminToken, `mutation($id: ID!) { deleteWebhook(id: $id) }`, map[string]any{"id": w.ID}, &deleted)
+		if !deleted.DeleteWebhook {
+			t.Fatal("deleteWebhook returned false")
+		}
+		var gone struct{ Webhook *struct{ ID string } }
+		eg.MustGraphQL(servertest.AdminToken, `query($id: ID!) { webhook(id: $id) { id } }`, map[string]any{"id": w.ID}, &gone)
+		if gone.Webhook != nil {
+			t.Fatalf("webhook still there after delete")
+		}
+	})
 }
 
 // assertNotInDataDir checks that no file of the data folder (database, WAL) holds a secret in plaintext.
@@ -193,31 +195,33 @@ func TestWebhookValidation(t *testing.T) {
 }
 
 func TestPaginationBounds(t *testing.T) {
-	eg := servertest.Start(t, nil)
-	for _, q := range []struct{ query, field string }{
-		{`{ webhooks(limit: 0) { total } }`, "limit"},
-		{`{ webhooks(limit: 201) { total } }`, "limit"},
-		{`{ webhooks(offset: -1) { total } }`, "offset"},
-		{`{ deliveries(limit: 0) { total } }`, "limit"},
-		{`{ deliveries(limit: 500) { total } }`, "limit"},
-	} {
-		r := eg.GraphQL(servertest.AdminToken, q.query, nil)
-		if r.Code() != "BAD_USER_INPUT" || r.Field() != q.field {
-			t.Errorf("%s: got code %q field %q, want BAD_USER_INPUT %q", q.query, r.Code(), r.Field(), q.field)
+	servertest.Each(t, func(t *testing.T, start servertest.Starter) {
+		eg := start(t, nil)
+		for _, q := range []struct{ query, field string }{
+			{`{ webhooks(limit: 0) { total } }`, "limit"},
+			{`{ webhooks(limit: 201) { total } }`, "limit"},
+			{`{ webhooks(offset: -1) { total } }`, "offset"},
+			{`{ deliveries(limit: 0) { total } }`, "limit"},
+			{`{ deliveries(limit: 500) { total } }`, "limit"},
+		} {
+			r := eg.GraphQL(servertest.AdminToken, q.query, nil)
+			if r.Code() != "BAD_USER_INPUT" || r.Field() != q.field {
+				t.Errorf("%s: got code %q field %q, want BAD_USER_INPUT %q", q.query, r.Code(), r.Field(), q.field)
+			}
 		}
-	}
-	for i := 0; i < 3; i++ {
-		eg.MustGraphQL(servertest.AdminToken, createWebhook, webhookInput(map[string]any{"name": string(rune('a' + i))}), nil)
-	}
-	var page struct {
-		Webhooks struct {
-			Total, Limit, Offset int
-			Items                []struct{ Name string }
+		for i := 0; i < 3; i++ {
+			eg.MustGraphQL(servertest.AdminToken, createWebhook, webhookInput(map[string]any{"name": string(rune('a' + i))}), nil)
 		}
-	}
-	eg.MustGraphQL(servertest.AdminToken, `{ webhooks(limit: 2, offset: 1) { total limit offset items { name } } }`, nil, &page)
-	if page.Webhooks.Total != 3 || page.Webhooks.Limit != 2 || page.Webhooks.Offset != 1 || len(page.Webhooks.Items) != 2 ||
-		page.Webhooks.Items[0].Name != "b" || page.Webhooks.Items[1].Name != "a" {
-		t.Fatalf("got %+v, want newest first: c,b,a → offset 1 limit 2 = b,a", page.Webhooks)
-	}
+		var page struct {
+			Webhooks struct {
+				Total, Limit, Offset int
+				Items                []struct{ Name string }
+			}
+		}
+		eg.MustGraphQL(servertest.AdminToken, `{ webhooks(limit: 2, offset: 1) { total limit offset items { name } } }`, nil, &page)
+		if page.Webhooks.Total != 3 || page.Webhooks.Limit != 2 || page.Webhooks.Offset != 1 || len(page.Webhooks.Items) != 2 ||
+			page.Webhooks.Items[0].Name != "b" || page.Webhooks.Items[1].Name != "a" {
+			t.Fatalf("got %+v, want newest first: c,b,a → offset 1 limit 2 = b,a", page.Webhooks)
+		}
+	})
 }

@@ -23,6 +23,7 @@ type Config struct {
 	Addr               string
 	DataDir            string
 	DatabaseURL        string
+	DatabaseMaxConns   int
 	AdminToken         string
 	SecretKey          string
 	AllowedTargets     []netip.Prefix
@@ -54,6 +55,7 @@ func settings() []setting {
 		{"addr", "EVENTGATE_ADDR", "127.0.0.1:8080", "listen address", func(c *Config, v string) error { c.Addr = v; return nil }},
 		{"data-dir", "EVENTGATE_DATA_DIR", "./data", "folder for the SQLite file and the generated secret key", func(c *Config, v string) error { c.DataDir = v; return nil }},
 		{"database-url", "EVENTGATE_DATABASE_URL", "", "postgres://… to use PostgreSQL instead of SQLite", func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
+		{"database-max-conns", "EVENTGATE_DATABASE_MAX_CONNS", "20", "PostgreSQL connection pool size per instance", intInto(func(c *Config) *int { return &c.DatabaseMaxConns })},
 		{"admin-token", "EVENTGATE_ADMIN_TOKEN", "", "bootstrap admin token to create on an empty database (20–256 printable characters; generated and printed once when empty)", func(c *Config, v string) error { c.AdminToken = v; return nil }},
 		{"secret-key", "EVENTGATE_SECRET_KEY", "", "base64 32-byte key that encrypts webhook secrets at rest (default: key file in the data dir)", func(c *Config, v string) error { c.SecretKey = v; return nil }},
 		{"allowed-targets", "EVENTGATE_ALLOWED_TARGETS", "", "comma-separated CIDRs webhooks may reach despite the refused ranges", parseTargets},

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -45,7 +46,19 @@ type Options struct {
 	PublishBurst int
 	// Retention is how long events are kept.
 	Retention time.Duration
+	// Shared is set when several instances share a PostgreSQL database. Ingest transactions then
+	// take a transaction-scoped advisory lock before inserting, so log positions are assigned in
+	// commit order across instances (a reader resuming from any cursor never skips an event that
+	// commits later with a smaller one), and announce commits with NOTIFY; each instance's relay
+	// (package pgnotify) feeds the buses from the log instead of ingest publishing directly.
+	Shared bool
 }
+
+// Notification channels (suffixed with the schema, so schemas sharing a database stay apart).
+const (
+	EventsChannel     = "eventgate_events_"
+	DeliveriesChannel = "eventgate_deliveries_"
+)
 
 // Service ingests and serves events.
 type Service struct {
@@ -175,11 +188,11 @@ func (s *Service) commit(ctx context.Context, preps []prepared, target *int) ([]
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if len(fresh) > 0 {
+	if !s.opts.Shared && len(fresh) > 0 {
 		s.bus.Publish(fresh...)
 	}
 	if len(deliveries) > 0 {
-		s.deliveries.Publish(deliveries...)
+		s.PublishDeliveryChanges(context.WithoutCancel(ctx), deliveries...)
 		s.wake()
 	}
 	return out, fresh, deliveries, nil
@@ -272,6 +285,11 @@ func (s *Service) store(ctx context.Context, preps []prepared, target *int) ([]*
 		return nil, nil, nil, fmt.Errorf("begin publish: %w", err)
 	}
 	defer tx.Rollback()
+	if s.opts.Shared {
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext('eventgate:ingest:' || current_schema()))"); err != nil {
+			return nil, nil, nil, fmt.Errorf("ingest lock: %w", err)
+		}
+	}
 
 	ids := make([]string, len(preps))
 	for i, p := range preps {
@@ -325,6 +343,12 @@ func (s *Service) store(ctx context.Context, preps []prepared, target *int) ([]*
 				deliveries = append(deliveries, tx.Delivery.Create().SetWebhookID(h.ID).SetEventID(e.ID).
 					SetEventType(p.Type).SetNextAttemptAt(now).SetCreatedAt(now))
 			}
+		}
+	}
+	if s.opts.Shared && len(fresh) > 0 {
+		// Delivered to listeners at commit, after the rows are visible.
+		if _, err := tx.ExecContext(ctx, "SELECT pg_notify($1 || current_schema(), $2)", EventsChannel, strconv.Itoa(fresh[len(fresh)-1].ID)); err != nil {
+			return nil, nil, nil, fmt.Errorf("notify: %w", err)
 		}
 	}
 	var created []*ent.Delivery

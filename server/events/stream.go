@@ -2,6 +2,8 @@ package events
 
 import (
 	"context"
+	"strconv"
+	"strings"
 
 	"github.com/eventgate/eventgate/ent"
 	"github.com/eventgate/eventgate/graph/scalar"
@@ -135,5 +137,32 @@ func (s *Service) DeliveryUpdates(ctx context.Context, keep func(*ent.Delivery) 
 	return out
 }
 
-// PublishDeliveryChange tells deliveryUpdated subscribers about a committed change.
-func (s *Service) PublishDeliveryChange(d *ent.Delivery) { s.deliveries.Publish(d) }
+// PublishDeliveryChanges tells deliveryUpdated subscribers about committed changes — on every
+// instance, through NOTIFY, when the database is shared.
+func (s *Service) PublishDeliveryChanges(ctx context.Context, ds ...*ent.Delivery) {
+	if len(ds) == 0 {
+		return
+	}
+	if !s.opts.Shared {
+		s.deliveries.Publish(ds...)
+		return
+	}
+	// NOTIFY payloads are limited to 8000 bytes: send ids in chunks.
+	var ids []string
+	flush := func() {
+		if len(ids) == 0 {
+			return
+		}
+		if _, err := s.client.ExecContext(ctx, "SELECT pg_notify($1 || current_schema(), $2)", DeliveriesChannel, strings.Join(ids, ",")); err != nil {
+			s.log.Warn("notify delivery changes", "err", err)
+		}
+		ids = ids[:0]
+	}
+	for _, d := range ds {
+		ids = append(ids, strconv.Itoa(d.ID))
+		if len(ids) == 500 {
+			flush()
+		}
+	}
+	flush()
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/eventgate/eventgate/server"
 	"github.com/eventgate/eventgate/server/config"
+	"github.com/eventgate/eventgate/server/store/pgtest"
 )
 
 // AdminToken is the bootstrap admin token of every test instance.
@@ -177,3 +178,30 @@ func (in *Instance) CreateToken(name string, scopes []string, eventTypes []strin
 	}
 	return out.CreateApiToken.Secret
 }
+
+// Starter starts an instance on one storage backend.
+type Starter func(t testing.TB, adjust func(*config.Config)) *Instance
+
+// Each runs f as a subtest per storage backend: "sqlite" and "postgres" (a fresh schema per
+// test; skipped with one line when PostgreSQL is unreachable, failed under CI=true).
+func Each(t *testing.T, f func(t *testing.T, start Starter)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, Start) })
+	t.Run("postgres", func(t *testing.T) { f(t, StartPostgres) })
+}
+
+// StartPostgres runs an instance on a fresh PostgreSQL schema.
+func StartPostgres(t testing.TB, adjust func(*config.Config)) *Instance {
+	t.Helper()
+	url := pgtest.Schema(t)
+	return Start(t, func(c *config.Config) {
+		c.DatabaseURL = url
+		c.SecretKey = TestSecretKey
+		c.DatabaseMaxConns = 8
+		if adjust != nil {
+			adjust(c)
+		}
+	})
+}
+
+// TestSecretKey is the secret key of PostgreSQL test instances (base64 of 32 bytes).
+const TestSecretKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="

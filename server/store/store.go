@@ -5,7 +5,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -16,7 +15,8 @@ import (
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
-	_ "modernc.org/sqlite" // pure-Go SQLite driver, registered as "sqlite"
+	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver, registered as "pgx"
+	_ "modernc.org/sqlite"             // pure-Go SQLite driver, registered as "sqlite"
 
 	"github.com/eventgate/eventgate/ent"
 	"github.com/eventgate/eventgate/migrations"
@@ -30,6 +30,8 @@ type Options struct {
 	DataDir string
 	// SQLiteSync is "full" (an acknowledged write survives power loss) or "normal".
 	SQLiteSync string
+	// MaxConns bounds the PostgreSQL connection pool.
+	MaxConns int
 }
 
 // Store is an open database.
@@ -37,12 +39,14 @@ type Store struct {
 	Client  *ent.Client
 	DB      *sql.DB
 	Dialect string
+	// URL is the PostgreSQL connection string (for the notification listener); empty for SQLite.
+	URL string
 }
 
 // Open connects to the database. It does not migrate; call Migrate.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.DatabaseURL != "" {
-		return nil, errors.New("PostgreSQL is not supported yet")
+		return OpenPostgres(ctx, opts.DatabaseURL, opts.MaxConns)
 	}
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
@@ -76,6 +80,51 @@ func OpenSQLite(ctx context.Context, path, syncMode string) (*Store, error) {
 	}
 	drv := entsql.OpenDB(dialect.SQLite, db)
 	return &Store{Client: ent.NewClient(ent.Driver(drv)), DB: db, Dialect: dialect.SQLite}, nil
+}
+
+// OpenPostgres connects to PostgreSQL (driver pgx). The URL may carry search_path to use a schema.
+func OpenPostgres(ctx context.Context, url string, maxConns int) (*Store, error) {
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	if maxConns <= 0 {
+		maxConns = 20
+	}
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	drv := entsql.OpenDB(dialect.Postgres, db)
+	return &Store{Client: ent.NewClient(ent.Driver(drv)), DB: db, Dialect: dialect.Postgres, URL: url}, nil
+}
+
+// IsPostgres reports whether the store is PostgreSQL (several instances may share it).
+func (s *Store) IsPostgres() bool { return s.Dialect == dialect.Postgres }
+
+// WithLock runs f while holding an instance-wide lock: a PostgreSQL advisory lock, so instances
+// starting together migrate and bootstrap one at a time. SQLite has one instance; f just runs.
+func (s *Store) WithLock(ctx context.Context, f func() error) error {
+	if !s.IsPostgres() {
+		return f()
+	}
+	conn, err := s.DB.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("advisory lock: %w", err)
+	}
+	defer conn.Close()
+	// The key is derived from the schema, so databases shared by several schemas (tests) do not
+	// serialise each other.
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(hashtext('eventgate:' || current_schema()))"); err != nil {
+		return fmt.Errorf("advisory lock: %w", err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(hashtext('eventgate:' || current_schema()))")
+	return f()
 }
 
 // Close closes the database.

@@ -8,16 +8,31 @@ import (
 	"testing"
 
 	"entgo.io/ent/dialect/sql/schema"
+
+	"github.com/eventgate/eventgate/server/store/pgtest"
 )
 
 // TestMigrationsMatchEntSchema applies the SQL migrations to an empty database and asks ent what it
 // would still change: nothing, or the migrations and the ent schema have drifted apart.
 func TestMigrationsMatchEntSchema(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		st, err := OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "m.db"), "normal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertMigrationsMatch(t, st)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		st, err := OpenPostgres(context.Background(), pgtest.Schema(t), 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertMigrationsMatch(t, st)
+	})
+}
+
+func assertMigrationsMatch(t *testing.T, st *Store) {
 	ctx := context.Background()
-	st, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "m.db"), "normal")
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() { st.Close() })
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
@@ -53,5 +68,29 @@ func TestMigrationsMatchEntSchema(t *testing.T) {
 func TestOpenRejectsUnknownSyncMode(t *testing.T) {
 	if _, err := OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "x.db"), "off"); err == nil {
 		t.Fatal("got no error for sync mode off")
+	}
+}
+
+// TestConcurrentMigrateOnPostgres starts several migrations at once, as instances starting
+// together do: the advisory lock lets exactly one apply each file.
+func TestConcurrentMigrateOnPostgres(t *testing.T) {
+	url := pgtest.Schema(t)
+	ctx := context.Background()
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		go func() {
+			st, err := OpenPostgres(ctx, url, 2)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer st.Close()
+			errs <- st.WithLock(ctx, func() error { return st.Migrate(ctx) })
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent migrate: %v", err)
+		}
 	}
 }
