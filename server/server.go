@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/executor"
@@ -50,6 +51,8 @@ type App struct {
 	transports *transports
 	// relay carries commits between instances (PostgreSQL only).
 	relay *pgnotify.Relay
+	// listenerPID is the backend pid of the relay's LISTEN connection (for tests that cut it).
+	listenerPID atomic.Uint32
 }
 
 // Open connects to the database, migrates it, bootstraps the admin token (printing it to out
@@ -118,6 +121,7 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger, st *store.S
 	})
 	if st.IsPostgres() {
 		app.relay = pgnotify.New(st.URL, st.Client, eventBus, deliveryBus, app.dispatcher.Wake, log)
+		app.relay.OnConnect(app.listenerPID.Store)
 		if err := app.relay.Start(ctx); err != nil {
 			return nil, err
 		}
@@ -266,6 +270,10 @@ func openSecretBoxCheck(ctx context.Context, client *ent.Client, box *secretbox.
 	}
 	return box, nil
 }
+
+// ListenerPID returns the PostgreSQL backend pid of the notification connection (0 before it
+// connects, or with SQLite).
+func (a *App) ListenerPID() uint32 { return a.listenerPID.Load() }
 
 // PruneEvents applies the retention period now (it also runs every minute).
 func (a *App) PruneEvents(ctx context.Context) (int, error) { return a.events.Prune(ctx) }
