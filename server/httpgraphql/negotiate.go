@@ -99,13 +99,33 @@ func match(media string, ranges []mediaRange) (q float64, spec, pos int, found b
 	return q, spec, pos, found
 }
 
-// acceptsEventStream reports whether the Accept values name text/event-stream, which the
-// SSE transport serves. Only an explicit mention counts: */* is not a request for a stream.
-func acceptsEventStream(values []string) bool {
-	for _, r := range parseAccept(values) {
-		if r.typ+"/"+r.sub == mediaEventStream && r.q > 0 {
-			return true
+// PrefersEventStream reports whether a request with these Accept values is to be answered
+// as a Server-Sent Events stream (the SSE transport) rather than a JSON response (this one).
+// text/event-stream must be named explicitly (*/* is not a request for a stream) and must rank
+// above the best JSON media type by the rule of negotiate: quality, then specificity, then
+// the range listed first. Merely accepting a stream is not asking for one: urql sends
+// "application/graphql-response+json, application/graphql+json, application/json,
+// text/event-stream, multipart/mixed" with every query and mutation, wants JSON back, and
+// when it gets a stream instead it aborts the response body after the first result (an
+// unhandled AbortError in Node). The SSE transport asks the same question, so both
+// transports always agree on who serves a request.
+func PrefersEventStream(values []string) bool {
+	ranges := parseAccept(values)
+	sseQ, ssePos := 0.0, -1
+	for i, r := range ranges {
+		if r.typ+"/"+r.sub == mediaEventStream {
+			sseQ, ssePos = r.q, i
+			break
 		}
 	}
-	return false
+	if ssePos < 0 || sseQ <= 0 {
+		return false
+	}
+	media, ok := negotiate(values)
+	if !ok {
+		return true
+	}
+	q, spec, pos, _ := match(media, ranges)
+	// text/event-stream always matched exactly (specificity 2).
+	return sseQ > q || sseQ == q && (spec < 2 || ssePos < pos)
 }

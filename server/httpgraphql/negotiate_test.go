@@ -1,6 +1,7 @@
 package httpgraphql
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -43,6 +44,40 @@ func TestNegotiate(t *testing.T) {
 	}
 }
 
+func TestPrefersEventStream(t *testing.T) {
+	tests := []struct {
+		name   string
+		accept []string
+		want   bool
+	}{
+		{"absent", nil, false},
+		{"json", []string{"application/json"}, false},
+		{"any", []string{"*/*"}, false},
+		{"event stream only", []string{"text/event-stream"}, true},
+		{"graphql-sse client", []string{"text/event-stream"}, true},
+		{"event stream listed first", []string{"text/event-stream, application/json"}, true},
+		{"json listed first", []string{"application/json, text/event-stream"}, false},
+		{"urql query or mutation", []string{"application/graphql-response+json, application/graphql+json, application/json, text/event-stream, multipart/mixed"}, false},
+		{"urql subscription over fetch", []string{"text/event-stream, multipart/mixed"}, true},
+		{"apollo", []string{"application/graphql-response+json,application/json;q=0.9"}, false},
+		{"json preferred by q", []string{"text/event-stream;q=0.5, application/json"}, false},
+		{"stream preferred by q", []string{"application/json;q=0.5, text/event-stream"}, true},
+		{"exact stream beats wildcard", []string{"*/*, text/event-stream"}, true},
+		{"exact stream beats application/*", []string{"application/*, text/event-stream"}, true},
+		{"stream refused", []string{"text/event-stream;q=0, application/json"}, false},
+		{"json refused", []string{"application/json;q=0, text/event-stream"}, true},
+		{"split across header lines", []string{"application/json", "text/event-stream"}, false},
+		{"upper case", []string{"Text/Event-Stream"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := PrefersEventStream(tt.accept); got != tt.want {
+				t.Errorf("Accept %q: got %v, want %v", tt.accept, got, tt.want)
+			}
+		})
+	}
+}
+
 func FuzzNegotiate(f *testing.F) {
 	for _, s := range []string{"", "*/*", "application/json;q=0.5, application/graphql-response+json", "text/event-stream", "a/b;q=x,,*;q=1"} {
 		f.Add(s)
@@ -55,6 +90,8 @@ func FuzzNegotiate(f *testing.F) {
 		case !ok && got != "":
 			t.Errorf("got media %q with ok=false, want empty", got)
 		}
-		_ = acceptsEventStream([]string{accept})
+		if PrefersEventStream([]string{accept}) && !strings.Contains(strings.ToLower(accept), mediaEventStream) {
+			t.Errorf("got a stream preferred for %q, which does not name %s", accept, mediaEventStream)
+		}
 	})
 }

@@ -87,7 +87,7 @@ func (t *Transport) Supports(r *http.Request) bool {
 	if isWebSocketUpgrade(r) {
 		return false
 	}
-	return !acceptsEventStream(r.Header.Values("Accept"))
+	return !PrefersEventStream(r.Header.Values("Accept"))
 }
 
 // Do executes the GraphQL request in r with exec and writes the response to w.

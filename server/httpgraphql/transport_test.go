@@ -725,7 +725,9 @@ func TestSupports(t *testing.T) {
 		{"WebSocket upgrade, odd case", http.MethodGet, http.Header{"Connection": {"upgrade"}, "Upgrade": {"WebSocket"}}, false},
 		{"SSE GET", http.MethodGet, http.Header{"Accept": {"text/event-stream"}}, false},
 		{"SSE POST", http.MethodPost, http.Header{"Accept": {"text/event-stream"}, "Content-Type": {"application/json"}}, false},
-		{"SSE among others", http.MethodPost, http.Header{"Accept": {"application/json, text/event-stream"}}, false},
+		{"SSE preferred among others", http.MethodPost, http.Header{"Accept": {"text/event-stream, application/json"}}, false},
+		{"SSE accepted, JSON preferred", http.MethodPost, http.Header{"Accept": {"application/json, text/event-stream"}}, true},
+		{"urql", http.MethodGet, http.Header{"Accept": {"application/graphql-response+json, application/graphql+json, application/json, text/event-stream, multipart/mixed"}}, true},
 		{"SSE refused", http.MethodPost, http.Header{"Accept": {"text/event-stream;q=0, application/json"}}, true},
 	}
 	for _, tt := range tests {

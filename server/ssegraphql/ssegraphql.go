@@ -25,6 +25,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/eventgate/eventgate/server/httpgraphql"
 	"github.com/eventgate/eventgate/server/substream"
 )
 
@@ -96,9 +97,12 @@ func New(cfg Config) *Transport {
 	return &Transport{cfg: cfg, log: cfg.Logger.With("component", "ssegraphql")}
 }
 
-// Supports reports whether the client asked for an event stream.
+// Supports reports whether the client asked for an event stream: its Accept names
+// text/event-stream and prefers it to the JSON media types. A client that merely also
+// accepts a stream (urql lists it after the JSON types on every query) gets JSON from the
+// HTTP transport, which applies the same rule.
 func (t *Transport) Supports(r *http.Request) bool {
-	return strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+	return httpgraphql.PrefersEventStream(r.Header.Values("Accept"))
 }
 
 // Stats is a snapshot of a Transport's activity.

@@ -246,7 +246,10 @@ func TestSupports(t *testing.T) {
 		want   bool
 	}{
 		{"text/event-stream", true},
-		{"application/json, text/event-stream", true},
+		{"text/event-stream, application/json", true},
+		{"application/json, text/event-stream", false},
+		{"application/graphql-response+json, application/graphql+json, application/json, text/event-stream, multipart/mixed", false},
+		{"text/event-stream;q=0, application/json", false},
 		{"application/json", false},
 		{"", false},
 	} {
