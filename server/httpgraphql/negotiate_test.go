@@ -54,7 +54,6 @@ func TestPrefersEventStream(t *testing.T) {
 		{"json", []string{"application/json"}, false},
 		{"any", []string{"*/*"}, false},
 		{"event stream only", []string{"text/event-stream"}, true},
-		{"graphql-sse client", []string{"text/event-stream"}, true},
 		{"event stream listed first", []string{"text/event-stream, application/json"}, true},
 		{"json listed first", []string{"application/json, text/event-stream"}, false},
 		{"urql query or mutation", []string{"application/graphql-response+json, application/graphql+json, application/json, text/event-stream, multipart/mixed"}, false},
