@@ -21,6 +21,10 @@ run: build ## Run eventgate on an SQLite file in ./data (prints the admin token 
 test: ## Run every test
 	$(GO) test -count=1 -timeout 15m $(PKGS)
 
+.PHONY: test-compat
+test-compat: build ## Run the Node client compatibility suite (test/compat) against bin/eventgate
+	cd test/compat && rm -rf out && npm ci --no-audit --no-fund && EVENTGATE_BIN=$(abspath $(BIN)) node --test --test-timeout=60000
+
 .PHONY: bench
 bench: ## Run the Go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
