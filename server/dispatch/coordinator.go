@@ -108,7 +108,7 @@ func (d *Dispatcher) wantsClaim() bool {
 		return true
 	}
 	for _, l := range d.co.lanes {
-		if l.backlog && l.claimed <= d.laneBudget/2 {
+		if l.backlog && l.claimed <= d.laneLimit(l)/2 {
 			return true
 		}
 	}
@@ -135,7 +135,7 @@ func (d *Dispatcher) claim() {
 		// batch and starve the others.
 		var saturated []int
 		for id, l := range d.co.lanes {
-			if l.claimed >= d.laneBudget {
+			if l.claimed >= d.laneLimit(l) {
 				saturated = append(saturated, id)
 			}
 		}
@@ -156,7 +156,7 @@ func (d *Dispatcher) claim() {
 				continue // our lease ran out but our request is still running
 			}
 			l := d.lane(c.WebhookID)
-			if l.claimed+taken[c.WebhookID] >= d.laneBudget {
+			if l.claimed+taken[c.WebhookID] >= d.laneLimit(l) {
 				l.backlog = true
 				continue
 			}
@@ -171,7 +171,7 @@ func (d *Dispatcher) claim() {
 		}
 		for _, l := range d.co.lanes {
 			switch {
-			case l.claimed >= d.laneBudget:
+			case l.claimed >= d.laneLimit(l):
 				l.backlog = true // left out of the next query: assume it has more
 			case !full:
 				l.backlog = false
@@ -364,6 +364,20 @@ func (d *Dispatcher) renew() {
 			d.co.inflight[id].claimedUntil = until
 		}
 	}
+}
+
+// fastLane is the mean request time under which a webhook gets the deep prefetch.
+const fastLane = 50 * time.Millisecond
+
+// laneLimit is how many of a webhook's deliveries may be claimed at once. A fast webhook gets a
+// deep prefetch so that claims come in large batches; a slow, rate-limited or not yet measured
+// one gets twice its in-flight limit, so that its waiting deliveries cannot take the claim
+// budget from the others.
+func (d *Dispatcher) laneLimit(l *lane) int {
+	if l.avgDuration > 0 && l.avgDuration < fastLane && (l.target == nil || l.target.rate == 0) {
+		return d.laneBudget
+	}
+	return 2 * d.cfg.PerWebhookInFlight
 }
 
 // lane returns the lane of a webhook, making it on first use.

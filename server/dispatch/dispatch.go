@@ -139,8 +139,9 @@ type Dispatcher struct {
 	log    *slog.Logger
 	http   *http.Client
 
-	// claimBudget bounds the deliveries claimed and not yet recorded; laneBudget bounds them per
-	// webhook. Both leave room beyond the in-flight limits so that claims come in batches.
+	// claimBudget bounds the deliveries claimed and not yet recorded; laneBudget bounds them for
+	// a fast webhook (see laneLimit). Both leave room beyond the in-flight limits so that claims
+	// come in batches; leases of claims that wait long are renewed.
 	claimBudget int
 	laneBudget  int
 
@@ -179,8 +180,8 @@ func New(client *ent.Client, box *secretbox.Box, guard *netguard.Guard, cfg Conf
 		cfg:         cfg,
 		hooks:       hooks,
 		log:         log.With("component", "dispatch"),
-		claimBudget: 4 * cfg.Workers,
-		laneBudget:  4 * cfg.PerWebhookInFlight,
+		claimBudget: 16 * cfg.Workers,
+		laneBudget:  16 * cfg.PerWebhookInFlight,
 		wake:        make(chan struct{}, 1),
 		global:      make(chan struct{}, cfg.Workers),
 		done:        make(chan struct{}),

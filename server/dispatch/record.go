@@ -2,14 +2,17 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
+	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 
 	"github.com/eventgate/eventgate/ent"
 	"github.com/eventgate/eventgate/ent/delivery"
+	"github.com/eventgate/eventgate/ent/predicate"
 	"github.com/eventgate/eventgate/ent/webhook"
 )
 
@@ -43,12 +46,16 @@ type webhookAgg struct {
 // record commits a batch of results, then updates the coordinator's books and calls the hooks.
 func (d *Dispatcher) record(batch []result) {
 	now := time.Now().UTC()
-	rec, err := d.commit(d.dbCtx, batch, now)
+	rec, err := d.commit(d.dbCtx, batch, now, false)
+	if errors.Is(err, errClaimLost) {
+		// Some claim is no longer ours: look at each row first.
+		rec, err = d.commit(d.dbCtx, batch, now, true)
+	}
 	if err != nil && len(batch) > 1 {
 		// One bad outcome (say a row deleted meanwhile on PostgreSQL) must not lose the others.
 		rec = recorded{}
 		for _, r := range batch {
-			one, err := d.commit(d.dbCtx, []result{r}, now)
+			one, err := d.commit(d.dbCtx, []result{r}, now, true)
 			if err != nil {
 				if !ent.IsConstraintError(err) { // the delivery was deleted: nothing to record
 					d.logDBError("record delivery attempt", err)
@@ -65,7 +72,15 @@ func (d *Dispatcher) record(batch []result) {
 
 	for _, r := range batch {
 		delete(d.co.inflight, r.job.d.ID)
-		r.job.lane.claimed--
+		l := r.job.lane
+		l.claimed--
+		if r.kind == kindAttempt {
+			if l.avgDuration == 0 {
+				l.avgDuration = r.duration
+			} else {
+				l.avgDuration += (r.duration - l.avgDuration) / 8
+			}
+		}
 	}
 	for _, t := range rec.retries {
 		d.noteDue(t)
@@ -88,10 +103,16 @@ func (d *Dispatcher) record(batch []result) {
 	}
 }
 
+// errClaimLost says an update found a delivery no longer claimed as the job's lease says.
+var errClaimLost = errors.New("delivery claim lost")
+
 // commit writes a batch in one transaction: the attempts, the deliveries' new states, released
-// claims, the webhooks' counters and any disabling. Outcomes whose claim is no longer ours (the
-// row was deleted, or another instance took it over after our lease expired) are skipped.
-func (d *Dispatcher) commit(ctx context.Context, batch []result, now time.Time) (rec recorded, err error) {
+// claims, the webhooks' counters and any disabling. Every delivery UPDATE is fenced by the
+// job's claim (claimed_by and the exact claimed_until). Without verify, commit assumes every
+// claim is still ours and fails with errClaimLost when an UPDATE says otherwise; with verify, it
+// reads the claims first and skips the outcomes whose claim is gone (the row was deleted, or
+// another instance took it over after our lease expired).
+func (d *Dispatcher) commit(ctx context.Context, batch []result, now time.Time, verify bool) (rec recorded, err error) {
 	byID := make(map[int]*result, len(batch))
 	ids := make([]int, 0, len(batch))
 	for i := range batch {
@@ -113,23 +134,30 @@ func (d *Dispatcher) commit(ctx context.Context, batch []result, now time.Time) 
 		}
 	}()
 
-	rows, err := tx.Delivery.Query().Where(delivery.IDIn(ids...)).
-		Select(delivery.FieldID, delivery.FieldStatus, delivery.FieldClaimedBy, delivery.FieldClaimedUntil).
-		All(ctx)
-	if err != nil {
-		return rec, fmt.Errorf("check claims: %w", err)
-	}
-	owned := make(map[int]bool, len(rows))
-	for _, row := range rows {
-		r := byID[row.ID]
-		owned[row.ID] = row.Status == delivery.StatusPENDING &&
-			row.ClaimedBy != nil && *row.ClaimedBy == d.cfg.InstanceID &&
-			row.ClaimedUntil != nil && row.ClaimedUntil.Equal(r.job.claimedUntil)
+	owned := make(map[int]bool, len(ids))
+	if verify {
+		rows, err := tx.Delivery.Query().Where(delivery.IDIn(ids...)).
+			Select(delivery.FieldID, delivery.FieldStatus, delivery.FieldClaimedBy, delivery.FieldClaimedUntil).
+			All(ctx)
+		if err != nil {
+			return rec, fmt.Errorf("check claims: %w", err)
+		}
+		for _, row := range rows {
+			r := byID[row.ID]
+			owned[row.ID] = row.Status == delivery.StatusPENDING &&
+				row.ClaimedBy != nil && *row.ClaimedBy == d.cfg.InstanceID &&
+				row.ClaimedUntil != nil && row.ClaimedUntil.Equal(r.job.claimedUntil)
+		}
+	} else {
+		for _, id := range ids {
+			owned[id] = true
+		}
 	}
 
 	var (
 		release []int
 		creates []*ent.DeliveryAttemptCreate
+		updates []deliveryUpdate
 		aggs    = map[int]*webhookAgg{}
 		order   []int // webhook ids in first-seen order, for a stable lock order
 	)
@@ -145,10 +173,8 @@ func (d *Dispatcher) commit(ctx context.Context, batch []result, now time.Time) 
 		}
 		status, next, gone := d.decide(r, now)
 		creates = append(creates, d.attemptRow(tx, r))
-		c, err := d.updateDelivery(ctx, tx, r, status, next)
-		if err != nil {
-			return rec, err
-		}
+		u, c := newDeliveryUpdate(r, status, next)
+		updates = append(updates, u)
 		rec.changed = append(rec.changed, c)
 		if next != nil {
 			rec.retries = append(rec.retries, *next)
@@ -189,6 +215,10 @@ func (d *Dispatcher) commit(ctx context.Context, batch []result, now time.Time) 
 		}
 	}
 	if len(creates) > 0 {
+		// Updates first: they find out whether every claim is still ours.
+		if err := d.updateDeliveries(ctx, tx, updates); err != nil {
+			return rec, err
+		}
 		if err := tx.DeliveryAttempt.CreateBulk(creates...).Exec(ctx); err != nil {
 			return rec, fmt.Errorf("insert attempts: %w", err)
 		}
@@ -251,43 +281,151 @@ func (d *Dispatcher) attemptRow(tx *ent.Tx, r *result) *ent.DeliveryAttemptCreat
 	return c
 }
 
-// updateDelivery writes the delivery's new state, clears its claim and returns the delivery as
+// deliveryUpdate is a delivery's new state after an attempt.
+type deliveryUpdate struct {
+	id          int
+	claimed     time.Time // the job's lease, which fences the UPDATE
+	status      delivery.Status
+	attempts    int
+	next        *time.Time
+	respStatus  *int
+	errMsg      *string
+	deliveredAt *time.Time
+}
+
+// newDeliveryUpdate describes the delivery's new state, and returns the delivery as it will be
 // committed, for DeliveryChanged.
-func (d *Dispatcher) updateDelivery(ctx context.Context, tx *ent.Tx, r *result, status delivery.Status, next *time.Time) (*ent.Delivery, error) {
-	c := *r.job.d
-	c.Status, c.AttemptCount, c.NextAttemptAt = status, r.job.attempt, next
-	c.ClaimedUntil, c.ClaimedBy = nil, nil
-	c.ResponseStatus, c.ErrorMessage = nil, nil
-	u := tx.Delivery.Update().Where(delivery.ID(c.ID)).
-		SetStatus(status).SetAttemptCount(r.job.attempt).
-		SetNillableNextAttemptAt(next).
-		ClearClaimedUntil().ClearClaimedBy()
-	if next == nil {
-		u.ClearNextAttemptAt()
-	}
+func newDeliveryUpdate(r *result, status delivery.Status, next *time.Time) (deliveryUpdate, *ent.Delivery) {
+	u := deliveryUpdate{id: r.job.d.ID, claimed: r.job.claimedUntil, status: status, attempts: r.job.attempt, next: next}
 	if r.status != 0 {
 		s := r.status
-		c.ResponseStatus = &s
-		u.SetResponseStatus(s)
-	} else {
-		u.ClearResponseStatus()
+		u.respStatus = &s
 	}
 	if r.errCode != "" {
 		msg := r.errMsg
-		c.ErrorMessage = &msg
-		u.SetErrorMessage(msg)
-	} else {
-		u.ClearErrorMessage()
+		u.errMsg = &msg
 	}
 	if status == delivery.StatusSUCCESS {
 		at := r.requestedAt.Add(r.duration)
-		c.DeliveredAt = &at
-		u.SetDeliveredAt(at)
+		u.deliveredAt = &at
 	}
-	if err := u.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("update delivery: %w", err)
+	c := *r.job.d
+	c.Status, c.AttemptCount, c.NextAttemptAt = u.status, u.attempts, u.next
+	c.ResponseStatus, c.ErrorMessage, c.DeliveredAt = u.respStatus, u.errMsg, u.deliveredAt
+	c.ClaimedUntil, c.ClaimedBy = nil, nil
+	return u, &c
+}
+
+// successChunk bounds the rows of one success UPDATE: SQLite's code generator compares each
+// bound value with the others, so a statement's cost grows with the square of its parameters.
+const successChunk = 64
+
+// updateDeliveries writes the new states of a batch and clears the claims. Successes, the bulk
+// of the traffic, share one statement per (attempt count, status code) and chunk, with only
+// delivered_at varying; retries and failures get a statement each.
+func (d *Dispatcher) updateDeliveries(ctx context.Context, tx *ent.Tx, ups []deliveryUpdate) error {
+	type key struct {
+		attempts, status int
+		claimed          time.Time
 	}
-	return &c, nil
+	groups := map[key][]deliveryUpdate{}
+	var keys []key
+	for _, u := range ups {
+		if u.status != delivery.StatusSUCCESS || u.respStatus == nil || u.deliveredAt == nil {
+			if err := d.updateDelivery(ctx, tx, u); err != nil {
+				return err
+			}
+			continue
+		}
+		k := key{u.attempts, *u.respStatus, u.claimed}
+		if _, ok := groups[k]; !ok {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], u)
+	}
+	for _, k := range keys {
+		g := groups[k]
+		for start := 0; start < len(g); start += successChunk {
+			chunk := g[start:min(start+successChunk, len(g))]
+			ids := make([]int, len(chunk))
+			for i, u := range chunk {
+				ids[i] = u.id
+			}
+			n, err := tx.Delivery.Update().
+				Where(d.fence(k.claimed), delivery.IDIn(ids...)).
+				SetStatus(delivery.StatusSUCCESS).SetAttemptCount(k.attempts).SetResponseStatus(k.status).
+				ClearNextAttemptAt().ClearErrorMessage().ClearClaimedUntil().ClearClaimedBy().
+				Modify(func(s *sql.UpdateBuilder) {
+					s.Set(delivery.FieldDeliveredAt, deliveredAtByID(chunk))
+				}).
+				Save(ctx)
+			if err != nil {
+				return fmt.Errorf("update delivered deliveries: %w", err)
+			}
+			if n != len(chunk) {
+				return errClaimLost
+			}
+		}
+	}
+	return nil
+}
+
+// deliveredAtByID is "CASE id WHEN <id> THEN <delivered_at> … END". PostgreSQL types a CASE of
+// bare parameters as text, so there each value is cast; SQLite needs no cast (and a cast to a
+// time type would turn its time text into a number).
+func deliveredAtByID(ups []deliveryUpdate) sql.Querier {
+	return sql.ExprFunc(func(b *sql.Builder) {
+		b.WriteString("CASE ").Ident(delivery.FieldID)
+		for i := range ups {
+			b.WriteString(" WHEN ").Arg(ups[i].id).WriteString(" THEN ")
+			if b.Dialect() == dialect.Postgres {
+				b.WriteString("CAST(").Arg(*ups[i].deliveredAt).WriteString(" AS timestamptz)")
+			} else {
+				b.Arg(*ups[i].deliveredAt)
+			}
+		}
+		b.WriteString(" END")
+	})
+}
+
+// updateDelivery writes one delivery's new state and clears its claim.
+func (d *Dispatcher) updateDelivery(ctx context.Context, tx *ent.Tx, u deliveryUpdate) error {
+	n, err := tx.Delivery.Update().Where(d.fence(u.claimed), delivery.ID(u.id)).
+		SetStatus(u.status).SetAttemptCount(u.attempts).
+		SetNillableNextAttemptAt(u.next).SetNillableResponseStatus(u.respStatus).
+		SetNillableErrorMessage(u.errMsg).SetNillableDeliveredAt(u.deliveredAt).
+		Modify(func(s *sql.UpdateBuilder) {
+			// NULL for what the attempt did not produce; the claim is cleared.
+			for col, isNil := range map[string]bool{
+				delivery.FieldNextAttemptAt:  u.next == nil,
+				delivery.FieldResponseStatus: u.respStatus == nil,
+				delivery.FieldErrorMessage:   u.errMsg == nil,
+				delivery.FieldDeliveredAt:    u.deliveredAt == nil,
+				delivery.FieldClaimedUntil:   true,
+				delivery.FieldClaimedBy:      true,
+			} {
+				if isNil {
+					s.SetNull(col)
+				}
+			}
+		}).
+		Save(ctx)
+	if err != nil {
+		return fmt.Errorf("update delivery: %w", err)
+	}
+	if n != 1 {
+		return errClaimLost
+	}
+	return nil
+}
+
+// fence matches deliveries still PENDING under this instance's claim with the given lease.
+func (d *Dispatcher) fence(claimedUntil time.Time) predicate.Delivery {
+	return delivery.And(
+		delivery.StatusEQ(delivery.StatusPENDING),
+		delivery.ClaimedBy(d.cfg.InstanceID),
+		delivery.ClaimedUntil(claimedUntil),
+	)
 }
 
 // updateWebhook applies a batch's sums to the webhook row in one statement. Counters are added

@@ -31,6 +31,8 @@ type lane struct {
 	claimed  int  // claimed and not yet recorded
 	backlog  bool // more of its deliveries may be due
 	lastUsed time.Time
+	// avgDuration is a moving average of its request times (0: none measured yet).
+	avgDuration time.Duration
 }
 
 // target is a webhook's request configuration, decrypted once and shared by its requests until
