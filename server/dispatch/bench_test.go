@@ -21,6 +21,7 @@ import (
 	"github.com/eventgate/eventgate/server/netguard"
 	"github.com/eventgate/eventgate/server/secretbox"
 	"github.com/eventgate/eventgate/server/store"
+	"github.com/eventgate/eventgate/server/store/pgtest"
 )
 
 // drainSize is the number of deliveries one benchmark iteration drains.
@@ -34,8 +35,21 @@ const drainConcurrency = 16
 // same concurrency (the "raw" case). Compare the deliveries/s metrics.
 func BenchmarkDrain(b *testing.B) {
 	for _, sync := range []string{"full", "normal"} {
-		b.Run("dispatcher/sqlite_sync="+sync, func(b *testing.B) { benchDispatcher(b, sync) })
+		b.Run("dispatcher/sqlite_sync="+sync, func(b *testing.B) {
+			st, err := store.OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "bench.db"), sync)
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchDispatcher(b, st)
+		})
 	}
+	b.Run("dispatcher/postgres", func(b *testing.B) {
+		st, err := store.OpenPostgres(context.Background(), pgtest.Schema(b), 8)
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchDispatcher(b, st)
+	})
 	b.Run("raw", benchRaw)
 }
 
@@ -49,12 +63,8 @@ func drainReceiver(b *testing.B) *httptest.Server {
 	return srv
 }
 
-func benchDispatcher(b *testing.B, syncMode string) {
+func benchDispatcher(b *testing.B, st *store.Store) {
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, filepath.Join(b.TempDir(), "bench.db"), syncMode)
-	if err != nil {
-		b.Fatal(err)
-	}
 	b.Cleanup(func() { st.Close() })
 	if err := st.Migrate(ctx); err != nil {
 		b.Fatal(err)

@@ -254,90 +254,92 @@ func TestSignaturesDuringRotation(t *testing.T) {
 }
 
 func TestRetriesUntilFailed(t *testing.T) {
-	e := newEnv(t)
-	rc := newReceiver(t, status(http.StatusInternalServerError))
-	w, _ := e.webhook(t, rc.URL)
-	ev := e.event(t, "user.created", userPayload)
-	del := e.deliver(t, w, ev)
-	cfg := testConfig()
-	cfg.Schedule = make([]time.Duration, 9) // ten attempts
-	for i := range cfg.Schedule {
-		cfg.Schedule[i] = time.Millisecond
-	}
-	cfg.Jitter = 0.2
-	var ch changes
-	e.start(t, cfg, Hooks{DeliveryChanged: ch.hook})
+	eachDB(t, func(t *testing.T, e *testEnv) {
+		rc := newReceiver(t, status(http.StatusInternalServerError))
+		w, _ := e.webhook(t, rc.URL)
+		ev := e.event(t, "user.created", userPayload)
+		del := e.deliver(t, w, ev)
+		cfg := testConfig()
+		cfg.Schedule = make([]time.Duration, 9) // ten attempts
+		for i := range cfg.Schedule {
+			cfg.Schedule[i] = time.Millisecond
+		}
+		cfg.Jitter = 0.2
+		var ch changes
+		e.start(t, cfg, Hooks{DeliveryChanged: ch.hook})
 
-	got := e.waitStatus(t, del.ID, delivery.StatusFAILED)
-	reqs := rc.requests()
-	if len(reqs) != 10 {
-		t.Fatalf("got %d requests, want 10", len(reqs))
-	}
-	for i, r := range reqs {
-		if a := r.header.Get("X-Webhook-Attempt"); a != strconv.Itoa(i+1) {
-			t.Errorf("request %d: got X-Webhook-Attempt %s, want %d", i+1, a, i+1)
+		got := e.waitStatus(t, del.ID, delivery.StatusFAILED)
+		reqs := rc.requests()
+		if len(reqs) != 10 {
+			t.Fatalf("got %d requests, want 10", len(reqs))
 		}
-		if id := r.header.Get("webhook-id"); id != ev.EventID {
-			t.Errorf("request %d: got webhook-id %s, want %s on every retry", i+1, id, ev.EventID)
+		for i, r := range reqs {
+			if a := r.header.Get("X-Webhook-Attempt"); a != strconv.Itoa(i+1) {
+				t.Errorf("request %d: got X-Webhook-Attempt %s, want %d", i+1, a, i+1)
+			}
+			if id := r.header.Get("webhook-id"); id != ev.EventID {
+				t.Errorf("request %d: got webhook-id %s, want %s on every retry", i+1, id, ev.EventID)
+			}
 		}
-	}
-	as := e.attempts(t, del.ID)
-	if len(as) != 10 {
-		t.Fatalf("got %d attempts, want 10", len(as))
-	}
-	for i, a := range as {
-		if a.Number != i+1 || a.ErrorCode == nil || *a.ErrorCode != deliveryattempt.ErrorCodeHTTP_STATUS ||
-			a.ResponseStatus == nil || *a.ResponseStatus != 500 {
-			t.Errorf("attempt %d: got number %d code %v status %v, want %d HTTP_STATUS 500", i, a.Number, a.ErrorCode, a.ResponseStatus, i+1)
+		as := e.attempts(t, del.ID)
+		if len(as) != 10 {
+			t.Fatalf("got %d attempts, want 10", len(as))
 		}
-		if i > 0 && a.RequestedAt.Before(as[i-1].RequestedAt) {
-			t.Errorf("attempt %d requested before attempt %d", i+1, i)
+		for i, a := range as {
+			if a.Number != i+1 || a.ErrorCode == nil || *a.ErrorCode != deliveryattempt.ErrorCodeHTTP_STATUS ||
+				a.ResponseStatus == nil || *a.ResponseStatus != 500 {
+				t.Errorf("attempt %d: got number %d code %v status %v, want %d HTTP_STATUS 500", i, a.Number, a.ErrorCode, a.ResponseStatus, i+1)
+			}
+			if i > 0 && a.RequestedAt.Before(as[i-1].RequestedAt) {
+				t.Errorf("attempt %d requested before attempt %d", i+1, i)
+			}
 		}
-	}
-	if got.AttemptCount != 10 || got.NextAttemptAt != nil || got.ErrorMessage == nil || !strings.Contains(*got.ErrorMessage, "500") {
-		t.Errorf("got delivery attempts %d next %v error %v, want 10, none, a 500 message", got.AttemptCount, got.NextAttemptAt, got.ErrorMessage)
-	}
-	wh := e.webhookRow(t, w.ID)
-	if wh.FailureCount != 1 || wh.SuccessCount != 0 || wh.ConsecutiveFailures != 1 || wh.FirstFailureAt == nil || !wh.IsActive {
-		t.Errorf("got webhook failures %d successes %d in a row %d first %v active %v, want 1 0 1 set true",
-			wh.FailureCount, wh.SuccessCount, wh.ConsecutiveFailures, wh.FirstFailureAt, wh.IsActive)
-	}
-	// Nine retries scheduled (PENDING) and the final FAILED.
-	waitFor(t, func() bool { return len(ch.list()) == 10 }, "10 DeliveryChanged calls")
-	for i, c := range ch.list() {
-		want := delivery.StatusPENDING
-		if i == 9 {
-			want = delivery.StatusFAILED
+		if got.AttemptCount != 10 || got.NextAttemptAt != nil || got.ErrorMessage == nil || !strings.Contains(*got.ErrorMessage, "500") {
+			t.Errorf("got delivery attempts %d next %v error %v, want 10, none, a 500 message", got.AttemptCount, got.NextAttemptAt, got.ErrorMessage)
 		}
-		if c.Status != want || c.AttemptCount != i+1 {
-			t.Errorf("change %d: got %s after %d attempts, want %s after %d", i, c.Status, c.AttemptCount, want, i+1)
+		wh := e.webhookRow(t, w.ID)
+		if wh.FailureCount != 1 || wh.SuccessCount != 0 || wh.ConsecutiveFailures != 1 || wh.FirstFailureAt == nil || !wh.IsActive {
+			t.Errorf("got webhook failures %d successes %d in a row %d first %v active %v, want 1 0 1 set true",
+				wh.FailureCount, wh.SuccessCount, wh.ConsecutiveFailures, wh.FirstFailureAt, wh.IsActive)
 		}
-	}
+		// Nine retries scheduled (PENDING) and the final FAILED.
+		waitFor(t, func() bool { return len(ch.list()) == 10 }, "10 DeliveryChanged calls")
+		for i, c := range ch.list() {
+			want := delivery.StatusPENDING
+			if i == 9 {
+				want = delivery.StatusFAILED
+			}
+			if c.Status != want || c.AttemptCount != i+1 {
+				t.Errorf("change %d: got %s after %d attempts, want %s after %d", i, c.Status, c.AttemptCount, want, i+1)
+			}
+		}
+	})
 }
 
 func TestSuccessResetsFailureState(t *testing.T) {
-	e := newEnv(t)
-	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, n int) {
-		if n <= 2 {
-			w.WriteHeader(http.StatusBadGateway)
-			return
-		}
-		w.WriteHeader(http.StatusOK)
-	})
-	w, _ := e.webhook(t, rc.URL, func(c *ent.WebhookCreate) {
-		c.SetConsecutiveFailures(3).SetFirstFailureAt(time.Now().UTC().Add(-time.Hour))
-	})
-	del := e.deliver(t, w, e.event(t, "user.created", userPayload))
-	e.start(t, testConfig(), Hooks{})
+	eachDB(t, func(t *testing.T, e *testEnv) {
+		rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, n int) {
+			if n <= 2 {
+				w.WriteHeader(http.StatusBadGateway)
+				return
+			}
+			w.WriteHeader(http.StatusOK)
+		})
+		w, _ := e.webhook(t, rc.URL, func(c *ent.WebhookCreate) {
+			c.SetConsecutiveFailures(3).SetFirstFailureAt(time.Now().UTC().Add(-time.Hour))
+		})
+		del := e.deliver(t, w, e.event(t, "user.created", userPayload))
+		e.start(t, testConfig(), Hooks{})
 
-	got := e.waitStatus(t, del.ID, delivery.StatusSUCCESS)
-	if got.AttemptCount != 3 {
-		t.Errorf("got %d attempts, want 3", got.AttemptCount)
-	}
-	wh := e.webhookRow(t, w.ID)
-	if wh.ConsecutiveFailures != 0 || wh.FirstFailureAt != nil || wh.SuccessCount != 1 {
-		t.Errorf("got in a row %d first failure %v successes %d, want 0, none, 1", wh.ConsecutiveFailures, wh.FirstFailureAt, wh.SuccessCount)
-	}
+		got := e.waitStatus(t, del.ID, delivery.StatusSUCCESS)
+		if got.AttemptCount != 3 {
+			t.Errorf("got %d attempts, want 3", got.AttemptCount)
+		}
+		wh := e.webhookRow(t, w.ID)
+		if wh.ConsecutiveFailures != 0 || wh.FirstFailureAt != nil || wh.SuccessCount != 1 {
+			t.Errorf("got in a row %d first failure %v successes %d, want 0, none, 1", wh.ConsecutiveFailures, wh.FirstFailureAt, wh.SuccessCount)
+		}
+	})
 }
 
 func TestRetryAfterReplacesSchedule(t *testing.T) {
@@ -367,32 +369,33 @@ func TestRetryAfterReplacesSchedule(t *testing.T) {
 }
 
 func TestGoneDisablesWebhook(t *testing.T) {
-	e := newEnv(t)
-	rc := newReceiver(t, status(http.StatusGone))
-	w, _ := e.webhook(t, rc.URL)
-	del := e.deliver(t, w, e.event(t, "user.created", userPayload))
-	var dis disablings
-	e.start(t, testConfig(), Hooks{WebhookDisabled: dis.hook})
+	eachDB(t, func(t *testing.T, e *testEnv) {
+		rc := newReceiver(t, status(http.StatusGone))
+		w, _ := e.webhook(t, rc.URL)
+		del := e.deliver(t, w, e.event(t, "user.created", userPayload))
+		var dis disablings
+		e.start(t, testConfig(), Hooks{WebhookDisabled: dis.hook})
 
-	got := e.waitStatus(t, del.ID, delivery.StatusFAILED)
-	if got.AttemptCount != 1 {
-		t.Errorf("got %d attempts, want 1 (410 is final)", got.AttemptCount)
-	}
-	wh := e.webhookRow(t, w.ID)
-	if wh.IsActive || wh.DisabledReason == nil || *wh.DisabledReason != "receiver answered 410 Gone" {
-		t.Errorf("got active %v reason %v, want disabled for 410 Gone", wh.IsActive, wh.DisabledReason)
-	}
-	waitFor(t, func() bool { return len(dis.of(w.ID)) > 0 }, "WebhookDisabled")
-	if got := dis.of(w.ID); len(got) != 1 || got[0] != "receiver answered 410 Gone" {
-		t.Errorf("got WebhookDisabled reasons %q, want one 410 reason", got)
-	}
+		got := e.waitStatus(t, del.ID, delivery.StatusFAILED)
+		if got.AttemptCount != 1 {
+			t.Errorf("got %d attempts, want 1 (410 is final)", got.AttemptCount)
+		}
+		wh := e.webhookRow(t, w.ID)
+		if wh.IsActive || wh.DisabledReason == nil || *wh.DisabledReason != "receiver answered 410 Gone" {
+			t.Errorf("got active %v reason %v, want disabled for 410 Gone", wh.IsActive, wh.DisabledReason)
+		}
+		waitFor(t, func() bool { return len(dis.of(w.ID)) > 0 }, "WebhookDisabled")
+		if got := dis.of(w.ID); len(got) != 1 || got[0] != "receiver answered 410 Gone" {
+			t.Errorf("got WebhookDisabled reasons %q, want one 410 reason", got)
+		}
 
-	// A later delivery waits.
-	later := e.deliver(t, w, e.event(t, "user.created", userPayload))
-	time.Sleep(200 * time.Millisecond) // a few polls
-	if d := e.reload(t, later.ID); d.Status != delivery.StatusPENDING || d.AttemptCount != 0 || rc.count() != 1 {
-		t.Errorf("got %s after %d attempts and %d requests, want PENDING, 0, 1", d.Status, d.AttemptCount, rc.count())
-	}
+		// A later delivery waits.
+		later := e.deliver(t, w, e.event(t, "user.created", userPayload))
+		time.Sleep(200 * time.Millisecond) // a few polls
+		if d := e.reload(t, later.ID); d.Status != delivery.StatusPENDING || d.AttemptCount != 0 || rc.count() != 1 {
+			t.Errorf("got %s after %d attempts and %d requests, want PENDING, 0, 1", d.Status, d.AttemptCount, rc.count())
+		}
+	})
 }
 
 func TestRedirectNotFollowed(t *testing.T) {
@@ -447,70 +450,73 @@ func TestHangingReceiverTimesOut(t *testing.T) {
 }
 
 func TestDisableAfterConsecutiveFailedDeliveries(t *testing.T) {
-	e := newEnv(t)
-	rc := newReceiver(t, status(http.StatusInternalServerError))
-	w, _ := e.webhook(t, rc.URL)
-	var ids []int
-	for range 5 {
-		ids = append(ids, e.deliver(t, w, e.event(t, "user.created", userPayload)).ID)
-	}
-	cfg := testConfig()
-	cfg.Schedule = []time.Duration{} // one attempt each
-	cfg.PerWebhookInFlight = 1
-	var dis disablings
-	e.start(t, cfg, Hooks{WebhookDisabled: dis.hook})
+	eachDB(t, func(t *testing.T, e *testEnv) {
+		rc := newReceiver(t, status(http.StatusInternalServerError))
+		w, _ := e.webhook(t, rc.URL)
+		var ids []int
+		for range 5 {
+			ids = append(ids, e.deliver(t, w, e.event(t, "user.created", userPayload)).ID)
+		}
+		cfg := testConfig()
+		cfg.Schedule = []time.Duration{} // one attempt each
+		cfg.PerWebhookInFlight = 1
+		var dis disablings
+		e.start(t, cfg, Hooks{WebhookDisabled: dis.hook})
 
-	for _, id := range ids {
-		e.waitStatus(t, id, delivery.StatusFAILED)
-	}
-	waitFor(t, func() bool { return len(dis.of(w.ID)) > 0 }, "WebhookDisabled")
-	if got := dis.of(w.ID); len(got) != 1 || got[0] != "5 deliveries in a row failed" {
-		t.Errorf("got WebhookDisabled reasons %q, want one %q", got, "5 deliveries in a row failed")
-	}
-	wh := e.webhookRow(t, w.ID)
-	if wh.IsActive || wh.FailureCount != 5 || wh.ConsecutiveFailures != 5 {
-		t.Errorf("got active %v failures %d in a row %d, want false 5 5", wh.IsActive, wh.FailureCount, wh.ConsecutiveFailures)
-	}
+		for _, id := range ids {
+			e.waitStatus(t, id, delivery.StatusFAILED)
+		}
+		waitFor(t, func() bool { return len(dis.of(w.ID)) > 0 }, "WebhookDisabled")
+		if got := dis.of(w.ID); len(got) != 1 || got[0] != "5 deliveries in a row failed" {
+			t.Errorf("got WebhookDisabled reasons %q, want one %q", got, "5 deliveries in a row failed")
+		}
+		wh := e.webhookRow(t, w.ID)
+		if wh.IsActive || wh.FailureCount != 5 || wh.ConsecutiveFailures != 5 {
+			t.Errorf("got active %v failures %d in a row %d, want false 5 5", wh.IsActive, wh.FailureCount, wh.ConsecutiveFailures)
+		}
+	})
 }
 
 func TestDisableAfterFailingPeriod(t *testing.T) {
-	e := newEnv(t)
-	rc := newReceiver(t, status(http.StatusInternalServerError))
-	w, _ := e.webhook(t, rc.URL, func(c *ent.WebhookCreate) {
-		c.SetConsecutiveFailures(1).SetFirstFailureAt(time.Now().UTC().Add(-6 * 24 * time.Hour))
-	})
-	del := e.deliver(t, w, e.event(t, "user.created", userPayload))
-	cfg := testConfig()
-	cfg.Schedule = []time.Duration{time.Hour}
-	var dis disablings
-	e.start(t, cfg, Hooks{WebhookDisabled: dis.hook})
+	eachDB(t, func(t *testing.T, e *testEnv) {
+		rc := newReceiver(t, status(http.StatusInternalServerError))
+		w, _ := e.webhook(t, rc.URL, func(c *ent.WebhookCreate) {
+			c.SetConsecutiveFailures(1).SetFirstFailureAt(time.Now().UTC().Add(-6 * 24 * time.Hour))
+		})
+		del := e.deliver(t, w, e.event(t, "user.created", userPayload))
+		cfg := testConfig()
+		cfg.Schedule = []time.Duration{time.Hour}
+		var dis disablings
+		e.start(t, cfg, Hooks{WebhookDisabled: dis.hook})
 
-	waitFor(t, func() bool { return len(dis.of(w.ID)) > 0 }, "WebhookDisabled")
-	if got := dis.of(w.ID); len(got) != 1 || got[0] != "every attempt failed for 5 days" {
-		t.Errorf("got reasons %q, want one %q", got, "every attempt failed for 5 days")
-	}
-	// The delivery itself still has retries left; it waits for the webhook to come back.
-	if d := e.reload(t, del.ID); d.Status != delivery.StatusPENDING || d.AttemptCount != 1 {
-		t.Errorf("got %s after %d attempts, want PENDING after 1", d.Status, d.AttemptCount)
-	}
+		waitFor(t, func() bool { return len(dis.of(w.ID)) > 0 }, "WebhookDisabled")
+		if got := dis.of(w.ID); len(got) != 1 || got[0] != "every attempt failed for 5 days" {
+			t.Errorf("got reasons %q, want one %q", got, "every attempt failed for 5 days")
+		}
+		// The delivery itself still has retries left; it waits for the webhook to come back.
+		if d := e.reload(t, del.ID); d.Status != delivery.StatusPENDING || d.AttemptCount != 1 {
+			t.Errorf("got %s after %d attempts, want PENDING after 1", d.Status, d.AttemptCount)
+		}
+	})
 }
 
 func TestDisabledWebhookWaitsAndResumes(t *testing.T) {
-	e := newEnv(t)
-	rc := newReceiver(t, status(http.StatusOK))
-	w, _ := e.webhook(t, rc.URL, func(c *ent.WebhookCreate) { c.SetIsActive(false).SetDisabledReason("test") })
-	del := e.deliver(t, w, e.event(t, "user.created", userPayload))
-	d := e.start(t, testConfig(), Hooks{})
+	eachDB(t, func(t *testing.T, e *testEnv) {
+		rc := newReceiver(t, status(http.StatusOK))
+		w, _ := e.webhook(t, rc.URL, func(c *ent.WebhookCreate) { c.SetIsActive(false).SetDisabledReason("test") })
+		del := e.deliver(t, w, e.event(t, "user.created", userPayload))
+		d := e.start(t, testConfig(), Hooks{})
 
-	time.Sleep(200 * time.Millisecond) // several polls
-	if got := e.reload(t, del.ID); got.Status != delivery.StatusPENDING || got.ClaimedBy != nil || rc.count() != 0 {
-		t.Fatalf("got %s claimed by %v with %d requests, want PENDING, unclaimed, none", got.Status, got.ClaimedBy, rc.count())
-	}
-	if err := e.client.Webhook.UpdateOneID(w.ID).SetIsActive(true).ClearDisabledReason().Exec(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	d.Wake()
-	e.waitStatus(t, del.ID, delivery.StatusSUCCESS)
+		time.Sleep(200 * time.Millisecond) // several polls
+		if got := e.reload(t, del.ID); got.Status != delivery.StatusPENDING || got.ClaimedBy != nil || rc.count() != 0 {
+			t.Fatalf("got %s claimed by %v with %d requests, want PENDING, unclaimed, none", got.Status, got.ClaimedBy, rc.count())
+		}
+		if err := e.client.Webhook.UpdateOneID(w.ID).SetIsActive(true).ClearDisabledReason().Exec(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		d.Wake()
+		e.waitStatus(t, del.ID, delivery.StatusSUCCESS)
+	})
 }
 
 func TestPerWebhookLimitAndNoStarvation(t *testing.T) {
@@ -641,73 +647,75 @@ func TestBlockedTarget(t *testing.T) {
 }
 
 func TestLeaseTakeover(t *testing.T) {
-	e := newEnv(t)
-	rc := newReceiver(t, status(http.StatusOK))
-	w, _ := e.webhook(t, rc.URL)
-	ctx := context.Background()
-	dead := e.deliver(t, w, e.event(t, "user.created", userPayload))
-	alive := e.deliver(t, w, e.event(t, "user.created", userPayload))
-	now := time.Now().UTC()
-	if err := e.client.Delivery.UpdateOneID(dead.ID).SetClaimedBy("crashed").SetClaimedUntil(now.Add(-time.Second)).Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.client.Delivery.UpdateOneID(alive.ID).SetClaimedBy("running").SetClaimedUntil(now.Add(time.Hour)).Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
-	e.start(t, testConfig(), Hooks{})
+	eachDB(t, func(t *testing.T, e *testEnv) {
+		rc := newReceiver(t, status(http.StatusOK))
+		w, _ := e.webhook(t, rc.URL)
+		ctx := context.Background()
+		dead := e.deliver(t, w, e.event(t, "user.created", userPayload))
+		alive := e.deliver(t, w, e.event(t, "user.created", userPayload))
+		now := time.Now().UTC()
+		if err := e.client.Delivery.UpdateOneID(dead.ID).SetClaimedBy("crashed").SetClaimedUntil(now.Add(-time.Second)).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.client.Delivery.UpdateOneID(alive.ID).SetClaimedBy("running").SetClaimedUntil(now.Add(time.Hour)).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.start(t, testConfig(), Hooks{})
 
-	e.waitStatus(t, dead.ID, delivery.StatusSUCCESS)
-	time.Sleep(150 * time.Millisecond) // a few polls
-	if got := e.reload(t, alive.ID); got.Status != delivery.StatusPENDING || got.ClaimedBy == nil || *got.ClaimedBy != "running" {
-		t.Errorf("got %s claimed by %v, want PENDING still claimed by the live instance", got.Status, got.ClaimedBy)
-	}
-	if rc.count() != 1 {
-		t.Errorf("got %d requests, want 1", rc.count())
-	}
+		e.waitStatus(t, dead.ID, delivery.StatusSUCCESS)
+		time.Sleep(150 * time.Millisecond) // a few polls
+		if got := e.reload(t, alive.ID); got.Status != delivery.StatusPENDING || got.ClaimedBy == nil || *got.ClaimedBy != "running" {
+			t.Errorf("got %s claimed by %v, want PENDING still claimed by the live instance", got.Status, got.ClaimedBy)
+		}
+		if rc.count() != 1 {
+			t.Errorf("got %d requests, want 1", rc.count())
+		}
+	})
 }
 
 func TestStopReleasesClaims(t *testing.T) {
-	e := newEnv(t)
-	release := make(chan struct{})
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
+	eachDB(t, func(t *testing.T, e *testEnv) {
+		release := make(chan struct{})
+		rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		})
+		t.Cleanup(func() { close(release) })
+		w, _ := e.webhook(t, rc.URL)
+		var ids []int
+		for range 2 { // one in flight, one claimed and waiting (the limit for a new webhook)
+			ids = append(ids, e.deliver(t, w, e.event(t, "user.created", userPayload)).ID)
+		}
+		cfg := testConfig()
+		cfg.PerWebhookInFlight = 1
+		cfg.ShutdownTimeout = 100 * time.Millisecond
+		d := New(e.client, e.box, e.guard, cfg, Hooks{}, nil)
+		d.Start(context.Background())
+		waitFor(t, func() bool { return rc.count() == 1 }, "the first request")
+		waitFor(t, func() bool {
+			n, err := e.client.Delivery.Query().Where(delivery.ClaimedByNotNil()).Count(context.Background())
+			return err == nil && n == 2
+		}, "both claimed")
+
+		if err := d.Stop(context.Background()); err != nil {
+			t.Fatalf("stop: %v", err)
+		}
+		for _, id := range ids {
+			got := e.reload(t, id)
+			if got.Status != delivery.StatusPENDING || got.ClaimedBy != nil || got.ClaimedUntil != nil || got.AttemptCount != 0 {
+				t.Errorf("delivery %d: got %s claimed by %v until %v after %d attempts, want PENDING, unclaimed, 0",
+					id, got.Status, got.ClaimedBy, got.ClaimedUntil, got.AttemptCount)
+			}
+		}
+		if n := e.client.DeliveryAttempt.Query().CountX(context.Background()); n != 0 {
+			t.Errorf("got %d attempts recorded for aborted requests, want 0", n)
+		}
+		if err := d.Stop(context.Background()); err != nil {
+			t.Errorf("second stop: %v", err)
 		}
 	})
-	t.Cleanup(func() { close(release) })
-	w, _ := e.webhook(t, rc.URL)
-	var ids []int
-	for range 2 { // one in flight, one claimed and waiting (the limit for a new webhook)
-		ids = append(ids, e.deliver(t, w, e.event(t, "user.created", userPayload)).ID)
-	}
-	cfg := testConfig()
-	cfg.PerWebhookInFlight = 1
-	cfg.ShutdownTimeout = 100 * time.Millisecond
-	d := New(e.client, e.box, e.guard, cfg, Hooks{}, nil)
-	d.Start(context.Background())
-	waitFor(t, func() bool { return rc.count() == 1 }, "the first request")
-	waitFor(t, func() bool {
-		n, err := e.client.Delivery.Query().Where(delivery.ClaimedByNotNil()).Count(context.Background())
-		return err == nil && n == 2
-	}, "both claimed")
-
-	if err := d.Stop(context.Background()); err != nil {
-		t.Fatalf("stop: %v", err)
-	}
-	for _, id := range ids {
-		got := e.reload(t, id)
-		if got.Status != delivery.StatusPENDING || got.ClaimedBy != nil || got.ClaimedUntil != nil || got.AttemptCount != 0 {
-			t.Errorf("delivery %d: got %s claimed by %v until %v after %d attempts, want PENDING, unclaimed, 0",
-				id, got.Status, got.ClaimedBy, got.ClaimedUntil, got.AttemptCount)
-		}
-	}
-	if n := e.client.DeliveryAttempt.Query().CountX(context.Background()); n != 0 {
-		t.Errorf("got %d attempts recorded for aborted requests, want 0", n)
-	}
-	if err := d.Stop(context.Background()); err != nil {
-		t.Errorf("second stop: %v", err)
-	}
 }
 
 func TestStopLetsRequestsInFlightFinish(t *testing.T) {
@@ -732,115 +740,118 @@ func TestStopLetsRequestsInFlightFinish(t *testing.T) {
 }
 
 func TestWebhookDeletedWhileInFlight(t *testing.T) {
-	e := newEnv(t)
-	release := make(chan struct{})
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
+	eachDB(t, func(t *testing.T, e *testEnv) {
+		release := make(chan struct{})
+		rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			w.WriteHeader(http.StatusOK)
+		})
+		var once sync.Once
+		open := func() { once.Do(func() { close(release) }) }
+		t.Cleanup(open)
+		w, _ := e.webhook(t, rc.URL)
+		e.deliver(t, w, e.event(t, "user.created", userPayload))
+		var ch changes
+		d := e.start(t, testConfig(), Hooks{DeliveryChanged: ch.hook})
+		waitFor(t, func() bool { return rc.count() == 1 }, "the request")
+
+		if err := e.client.Webhook.DeleteOneID(w.ID).Exec(context.Background()); err != nil {
+			t.Fatal(err)
 		}
-		w.WriteHeader(http.StatusOK)
+		open()
+
+		// The dispatcher carries on: another webhook's delivery goes through.
+		other := newReceiver(t, status(http.StatusOK))
+		w2, _ := e.webhook(t, other.URL)
+		del2 := e.deliver(t, w2, e.event(t, "user.created", userPayload))
+		d.Wake()
+		e.waitStatus(t, del2.ID, delivery.StatusSUCCESS)
+		if n := e.client.DeliveryAttempt.Query().CountX(context.Background()); n != 1 {
+			t.Errorf("got %d attempts, want only the other webhook's", n)
+		}
+		for _, c := range ch.list() {
+			if c.WebhookID == w.ID {
+				t.Errorf("got DeliveryChanged for a deleted delivery %d", c.ID)
+			}
+		}
 	})
-	var once sync.Once
-	open := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(open)
-	w, _ := e.webhook(t, rc.URL)
-	e.deliver(t, w, e.event(t, "user.created", userPayload))
-	var ch changes
-	d := e.start(t, testConfig(), Hooks{DeliveryChanged: ch.hook})
-	waitFor(t, func() bool { return rc.count() == 1 }, "the request")
-
-	if err := e.client.Webhook.DeleteOneID(w.ID).Exec(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	open()
-
-	// The dispatcher carries on: another webhook's delivery goes through.
-	other := newReceiver(t, status(http.StatusOK))
-	w2, _ := e.webhook(t, other.URL)
-	del2 := e.deliver(t, w2, e.event(t, "user.created", userPayload))
-	d.Wake()
-	e.waitStatus(t, del2.ID, delivery.StatusSUCCESS)
-	if n := e.client.DeliveryAttempt.Query().CountX(context.Background()); n != 1 {
-		t.Errorf("got %d attempts, want only the other webhook's", n)
-	}
-	for _, c := range ch.list() {
-		if c.WebhookID == w.ID {
-			t.Errorf("got DeliveryChanged for a deleted delivery %d", c.ID)
-		}
-	}
 }
 
 func TestOutcomeNotRecordedAfterTakeover(t *testing.T) {
-	e := newEnv(t)
-	release := make(chan struct{})
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-		w.WriteHeader(http.StatusOK)
-	})
-	w, _ := e.webhook(t, rc.URL)
-	del := e.deliver(t, w, e.event(t, "user.created", userPayload))
-	d := New(e.client, e.box, e.guard, testConfig(), Hooks{}, nil)
-	d.Start(context.Background())
-	waitFor(t, func() bool { return rc.count() == 1 }, "the request")
+	eachDB(t, func(t *testing.T, e *testEnv) {
+		release := make(chan struct{})
+		rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			w.WriteHeader(http.StatusOK)
+		})
+		w, _ := e.webhook(t, rc.URL)
+		del := e.deliver(t, w, e.event(t, "user.created", userPayload))
+		d := New(e.client, e.box, e.guard, testConfig(), Hooks{}, nil)
+		d.Start(context.Background())
+		waitFor(t, func() bool { return rc.count() == 1 }, "the request")
 
-	// Another instance took the delivery over (as if our lease had expired).
-	until := time.Now().UTC().Add(time.Hour)
-	if err := e.client.Delivery.UpdateOneID(del.ID).SetClaimedBy("other").SetClaimedUntil(until).Exec(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	close(release)
-	if err := d.Stop(context.Background()); err != nil {
-		t.Fatalf("stop: %v", err)
-	}
-	got := e.reload(t, del.ID)
-	if got.Status != delivery.StatusPENDING || got.AttemptCount != 0 || got.ClaimedBy == nil || *got.ClaimedBy != "other" {
-		t.Errorf("got %s after %d attempts claimed by %v, want the other instance's PENDING claim untouched", got.Status, got.AttemptCount, got.ClaimedBy)
-	}
-	if n := e.client.DeliveryAttempt.Query().CountX(context.Background()); n != 0 {
-		t.Errorf("got %d attempts, want none recorded by the instance that lost the claim", n)
-	}
+		// Another instance took the delivery over (as if our lease had expired).
+		until := time.Now().UTC().Add(time.Hour)
+		if err := e.client.Delivery.UpdateOneID(del.ID).SetClaimedBy("other").SetClaimedUntil(until).Exec(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		close(release)
+		if err := d.Stop(context.Background()); err != nil {
+			t.Fatalf("stop: %v", err)
+		}
+		got := e.reload(t, del.ID)
+		if got.Status != delivery.StatusPENDING || got.AttemptCount != 0 || got.ClaimedBy == nil || *got.ClaimedBy != "other" {
+			t.Errorf("got %s after %d attempts claimed by %v, want the other instance's PENDING claim untouched", got.Status, got.AttemptCount, got.ClaimedBy)
+		}
+		if n := e.client.DeliveryAttempt.Query().CountX(context.Background()); n != 0 {
+			t.Errorf("got %d attempts, want none recorded by the instance that lost the claim", n)
+		}
+	})
 }
 
 func TestTwoInstancesDeliverEachOnceWithRenewedLeases(t *testing.T) {
-	e := newEnv(t)
-	var mu sync.Mutex
-	seen := map[string]int{}
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+	eachDB(t, func(t *testing.T, e *testEnv) {
+		var mu sync.Mutex
+		seen := map[string]int{}
+		rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+			mu.Lock()
+			seen[r.Header.Get("webhook-id")]++
+			mu.Unlock()
+			// Longer than the lease: waiting deliveries stay claimed only through renewals.
+			time.Sleep(400 * time.Millisecond)
+			w.WriteHeader(http.StatusOK)
+		})
+		w, _ := e.webhook(t, rc.URL)
+		var ids []int
+		for range 16 {
+			ids = append(ids, e.deliver(t, w, e.event(t, "user.created", userPayload)).ID)
+		}
+		for _, name := range []string{"instance-a", "instance-b"} {
+			cfg := testConfig()
+			cfg.InstanceID = name
+			cfg.Lease = 300 * time.Millisecond
+			e.start(t, cfg, Hooks{})
+		}
+		for _, id := range ids {
+			if d := e.waitStatus(t, id, delivery.StatusSUCCESS); d.AttemptCount != 1 {
+				t.Errorf("delivery %d: got %d attempts, want 1", id, d.AttemptCount)
+			}
+		}
 		mu.Lock()
-		seen[r.Header.Get("webhook-id")]++
-		mu.Unlock()
-		// Longer than the lease: waiting deliveries stay claimed only through renewals.
-		time.Sleep(400 * time.Millisecond)
-		w.WriteHeader(http.StatusOK)
+		defer mu.Unlock()
+		if len(seen) != len(ids) {
+			t.Errorf("got %d distinct events at the receiver, want %d", len(seen), len(ids))
+		}
+		for id, n := range seen {
+			if n != 1 {
+				t.Errorf("event %s: got %d requests, want 1", id, n)
+			}
+		}
 	})
-	w, _ := e.webhook(t, rc.URL)
-	var ids []int
-	for range 16 {
-		ids = append(ids, e.deliver(t, w, e.event(t, "user.created", userPayload)).ID)
-	}
-	for _, name := range []string{"instance-a", "instance-b"} {
-		cfg := testConfig()
-		cfg.InstanceID = name
-		cfg.Lease = 300 * time.Millisecond
-		e.start(t, cfg, Hooks{})
-	}
-	for _, id := range ids {
-		if d := e.waitStatus(t, id, delivery.StatusSUCCESS); d.AttemptCount != 1 {
-			t.Errorf("delivery %d: got %d attempts, want 1", id, d.AttemptCount)
-		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(seen) != len(ids) {
-		t.Errorf("got %d distinct events at the receiver, want %d", len(seen), len(ids))
-	}
-	for id, n := range seen {
-		if n != 1 {
-			t.Errorf("event %s: got %d requests, want 1", id, n)
-		}
-	}
 }

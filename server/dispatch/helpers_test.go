@@ -21,6 +21,7 @@ import (
 	"github.com/eventgate/eventgate/server/secretbox"
 	"github.com/eventgate/eventgate/server/signing"
 	"github.com/eventgate/eventgate/server/store"
+	"github.com/eventgate/eventgate/server/store/pgtest"
 )
 
 // testEnv is a migrated SQLite database in a temp dir, a key and a guard that lets loopback
@@ -33,6 +34,18 @@ type testEnv struct {
 
 func newEnv(t testing.TB) *testEnv {
 	t.Helper()
+	return newEnvOn(t, openSQLite(t))
+}
+
+// eachDB runs f as a subtest per storage backend: "sqlite" and "postgres" (a fresh schema;
+// skipped when PostgreSQL is unreachable, failed under CI=true — see pgtest).
+func eachDB(t *testing.T, f func(t *testing.T, e *testEnv)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, newEnv(t)) })
+	t.Run("postgres", func(t *testing.T) { f(t, newEnvOn(t, openPostgres(t))) })
+}
+
+func newEnvOn(t testing.TB, client *ent.Client) *testEnv {
+	t.Helper()
 	key := make([]byte, secretbox.KeySize)
 	if _, err := rand.Read(key); err != nil {
 		t.Fatal(err)
@@ -42,22 +55,37 @@ func newEnv(t testing.TB) *testEnv {
 		t.Fatal(err)
 	}
 	return &testEnv{
-		client: openDB(t),
+		client: client,
 		box:    box,
 		guard:  netguard.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, nil),
 	}
 }
 
-// openDB is the one place tests open a database.
-func openDB(t testing.TB) *ent.Client {
+// openSQLite opens and migrates an SQLite file in a temp dir.
+func openSQLite(t testing.TB) *ent.Client {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "eventgate.db"), "full")
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "eventgate.db"), "full")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return migrated(t, st)
+}
+
+// openPostgres opens and migrates a fresh PostgreSQL schema.
+func openPostgres(t testing.TB) *ent.Client {
+	t.Helper()
+	url := pgtest.Schema(t)
+	st, err := store.OpenPostgres(context.Background(), url, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return migrated(t, st)
+}
+
+func migrated(t testing.TB, st *store.Store) *ent.Client {
+	t.Helper()
 	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
+	if err := st.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	return st.Client
