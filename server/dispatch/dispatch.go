@@ -124,6 +124,10 @@ type Hooks struct {
 	// DeliveryChanged is called after an attempt and the delivery's new state are committed.
 	// d holds the delivery's fields as committed; its edges are not loaded.
 	DeliveryChanged func(ctx context.Context, d *ent.Delivery)
+	// DeliveriesChanged, when set, is called once per committed batch with the same deliveries
+	// DeliveryChanged gets one by one, in commit order: cheaper when each call costs a round
+	// trip (a PostgreSQL NOTIFY). Set one of the two.
+	DeliveriesChanged func(ctx context.Context, ds []*ent.Delivery)
 	// WebhookDisabled is called after the dispatcher disabled w (410 Gone or too many
 	// failures); reason is the stored disabled_reason.
 	WebhookDisabled func(ctx context.Context, w *ent.Webhook, reason string)

@@ -265,8 +265,12 @@ func TestRetriesUntilFailed(t *testing.T) {
 			cfg.Schedule[i] = time.Millisecond
 		}
 		cfg.Jitter = 0.2
-		var ch changes
-		e.start(t, cfg, Hooks{DeliveryChanged: ch.hook})
+		var ch, batched changes
+		e.start(t, cfg, Hooks{DeliveryChanged: ch.hook, DeliveriesChanged: func(ctx context.Context, ds []*ent.Delivery) {
+			for _, d := range ds {
+				batched.hook(ctx, d)
+			}
+		}})
 
 		got := e.waitStatus(t, del.ID, delivery.StatusFAILED)
 		reqs := rc.requests()
@@ -303,14 +307,16 @@ func TestRetriesUntilFailed(t *testing.T) {
 				wh.FailureCount, wh.SuccessCount, wh.ConsecutiveFailures, wh.FirstFailureAt, wh.IsActive)
 		}
 		// Nine retries scheduled (PENDING) and the final FAILED.
-		waitFor(t, func() bool { return len(ch.list()) == 10 }, "10 DeliveryChanged calls")
-		for i, c := range ch.list() {
-			want := delivery.StatusPENDING
-			if i == 9 {
-				want = delivery.StatusFAILED
-			}
-			if c.Status != want || c.AttemptCount != i+1 {
-				t.Errorf("change %d: got %s after %d attempts, want %s after %d", i, c.Status, c.AttemptCount, want, i+1)
+		waitFor(t, func() bool { return len(ch.list()) == 10 && len(batched.list()) == 10 }, "10 changes through both hooks")
+		for _, list := range [][]*ent.Delivery{ch.list(), batched.list()} {
+			for i, c := range list {
+				want := delivery.StatusPENDING
+				if i == 9 {
+					want = delivery.StatusFAILED
+				}
+				if c.Status != want || c.AttemptCount != i+1 {
+					t.Errorf("change %d: got %s after %d attempts, want %s after %d", i, c.Status, c.AttemptCount, want, i+1)
+				}
 			}
 		}
 	})

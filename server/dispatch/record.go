@@ -96,6 +96,9 @@ func (d *Dispatcher) record(batch []result) {
 			h(d.dbCtx, c)
 		}
 	}
+	if h := d.hooks.DeliveriesChanged; h != nil && len(rec.changed) > 0 {
+		h(d.dbCtx, rec.changed)
+	}
 	if h := d.hooks.WebhookDisabled; h != nil {
 		for _, dis := range rec.disabled {
 			h(d.dbCtx, dis.webhook, dis.reason)
