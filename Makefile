@@ -25,6 +25,15 @@ test: ## Run every test
 test-compat: build ## Run the Node client compatibility suite (test/compat) against bin/eventgate
 	cd test/compat && rm -rf out && npm ci --no-audit --no-fund && EVENTGATE_BIN=$(abspath $(BIN)) node --test --test-timeout=60000
 
+.PHONY: test-browser
+test-browser: build ## Run the GraphiQL browser test (test/browser) in Debian's Chromium against bin/eventgate
+	test/browser/setup.sh
+	cd test/browser && rm -rf out && npm ci --no-audit --no-fund && EVENTGATE_BIN=$(abspath $(BIN)) node --test
+
+.PHONY: ui
+ui: ## Rebuild the bundled GraphiQL (ui/graphiql, npm) into server/graphiql/assets
+	cd ui/graphiql && npm ci --no-audit --no-fund && npm run build
+
 .PHONY: bench
 bench: ## Run the Go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
