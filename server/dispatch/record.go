@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"entgo.io/ent/dialect"
@@ -57,7 +58,8 @@ func (d *Dispatcher) record(batch []result) {
 		for _, r := range batch {
 			one, err := d.commit(d.dbCtx, []result{r}, now, true)
 			if err != nil {
-				if !ent.IsConstraintError(err) { // the delivery was deleted: nothing to record
+				// A deleted delivery or a claim lost just now leaves nothing to record.
+				if !ent.IsConstraintError(err) && !errors.Is(err, errClaimLost) {
 					d.logDBError("record delivery attempt", err)
 				}
 				continue
@@ -66,7 +68,7 @@ func (d *Dispatcher) record(batch []result) {
 			rec.disabled = append(rec.disabled, one.disabled...)
 			rec.retries = append(rec.retries, one.retries...)
 		}
-	} else if err != nil && !ent.IsConstraintError(err) {
+	} else if err != nil && !ent.IsConstraintError(err) && !errors.Is(err, errClaimLost) {
 		d.logDBError("record delivery attempt", err)
 	}
 
@@ -162,7 +164,7 @@ func (d *Dispatcher) commit(ctx context.Context, batch []result, now time.Time, 
 		creates []*ent.DeliveryAttemptCreate
 		updates []deliveryUpdate
 		aggs    = map[int]*webhookAgg{}
-		order   []int // webhook ids in first-seen order, for a stable lock order
+		order   []int // webhook ids, sorted below: instances lock webhook rows in one order
 	)
 	for i := range batch {
 		r := &batch[i]
@@ -226,6 +228,7 @@ func (d *Dispatcher) commit(ctx context.Context, batch []result, now time.Time, 
 			return rec, fmt.Errorf("insert attempts: %w", err)
 		}
 	}
+	slices.Sort(order)
 	var failing []int
 	for _, wid := range order {
 		a := aggs[wid]
