@@ -92,6 +92,9 @@ func (a *App) routes(exec graphql.GraphExecutor) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", a.ready)
+	if a.cfg.MetricsAddr == "" {
+		r.Handle("/metrics", a.metrics.Handler())
+	}
 	page := graphiql.Handler(graphiql.Config{Title: "eventgate", Endpoint: "/query"})
 	r.Method(http.MethodGet, "/", page)
 	r.Method(http.MethodGet, "/graphiql", page)

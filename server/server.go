@@ -20,6 +20,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 
 	"github.com/eventgate/eventgate/ent"
+	"github.com/eventgate/eventgate/ent/delivery"
 	"github.com/eventgate/eventgate/ent/setting"
 	"github.com/eventgate/eventgate/graph"
 	"github.com/eventgate/eventgate/graph/generated"
@@ -28,6 +29,7 @@ import (
 	"github.com/eventgate/eventgate/server/dispatch"
 	"github.com/eventgate/eventgate/server/eventbus"
 	"github.com/eventgate/eventgate/server/events"
+	"github.com/eventgate/eventgate/server/metrics"
 	"github.com/eventgate/eventgate/server/netguard"
 	"github.com/eventgate/eventgate/server/pgnotify"
 	"github.com/eventgate/eventgate/server/secretbox"
@@ -49,6 +51,7 @@ type App struct {
 	dispatcher *dispatch.Dispatcher
 	handler    http.Handler
 	transports *transports
+	metrics    *metrics.Metrics
 	// relay carries commits between instances (PostgreSQL only).
 	relay *pgnotify.Relay
 	// listenerPID is the backend pid of the relay's LISTEN connection (for tests that cut it).
@@ -94,15 +97,17 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger, st *store.S
 	}
 
 	guard := netguard.New(cfg.AllowedTargets, nil)
+	mtr := metrics.New()
 	eventBus := eventbus.New[*ent.Event]()
 	deliveryBus := eventbus.New[*ent.Delivery]()
 	eventSvc := events.NewService(st.Client, eventBus, deliveryBus, events.Options{
 		PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst, Retention: cfg.EventRetention,
-		Shared: st.IsPostgres(),
+		Shared:   st.IsPostgres(),
+		OnStored: func(e *ent.Event) { mtr.EventPublished(e.Type) },
 	}, log)
 	webhookSvc := webhooks.NewService(st.Client, box, guard)
 
-	app := &App{cfg: cfg, log: log, store: st, auth: authSvc, events: eventSvc, webhooks: webhookSvc}
+	app := &App{cfg: cfg, log: log, store: st, auth: authSvc, events: eventSvc, webhooks: webhookSvc, metrics: mtr}
 	host, _ := os.Hostname()
 	app.dispatcher = dispatch.New(st.Client, box, guard, dispatch.Config{
 		Workers:         cfg.Workers,
@@ -111,7 +116,14 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger, st *store.S
 		InstanceID:      fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()),
 		ShutdownTimeout: cfg.ShutdownTimeout,
 	}, dispatch.Hooks{
-		DeliveryChanged: func(ctx context.Context, d *ent.Delivery) { eventSvc.PublishDeliveryChanges(ctx, d) },
+		DeliveriesChanged: func(ctx context.Context, ds []*ent.Delivery) {
+			for _, d := range ds {
+				if d.Status != delivery.StatusPENDING {
+					mtr.DeliveryFinished(string(d.Status))
+				}
+			}
+			eventSvc.PublishDeliveryChanges(ctx, ds...)
+		},
 		WebhookDisabled: app.webhookDisabled,
 	}, log)
 	eventSvc.SetNotifier(app.dispatcher)
@@ -141,6 +153,7 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger, st *store.S
 	exec.AroundFields(graph.RequireScopes)
 
 	app.transports = newTransports(cfg, log, authSvc)
+	app.registerGauges()
 	app.handler = app.routes(exec)
 	return app, nil
 }
@@ -199,6 +212,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Write
 		BaseContext: func(net.Listener) context.Context { return baseCtx }}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if cfg.MetricsAddr != "" && cfg.MetricsAddr != "off" {
+		msrv := &http.Server{Addr: cfg.MetricsAddr, Handler: app.metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := msrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics listener", "addr", cfg.MetricsAddr, "err", err)
+			}
+		}()
+		defer msrv.Close()
+	}
 	select {
 	case <-ctx.Done():
 	case err = <-serveErr:
@@ -277,3 +299,26 @@ func (a *App) ListenerPID() uint32 { return a.listenerPID.Load() }
 
 // PruneEvents applies the retention period now (it also runs every minute).
 func (a *App) PruneEvents(ctx context.Context) (int, error) { return a.events.Prune(ctx) }
+
+// registerGauges exposes the delivery backlog and the streaming transports' state.
+func (a *App) registerGauges() {
+	a.metrics.RegisterBacklog(func(ctx context.Context) (int, time.Duration, error) {
+		q := a.store.Client.Delivery.Query().Where(delivery.StatusEQ(delivery.StatusPENDING))
+		n, err := q.Clone().Count(ctx)
+		if err != nil || n == 0 {
+			return n, 0, err
+		}
+		oldest, err := q.Order(ent.Asc(delivery.FieldCreatedAt)).First(ctx)
+		if err != nil {
+			return n, 0, err
+		}
+		return n, time.Since(oldest.CreatedAt), nil
+	}, a.log)
+	ws, sse := a.transports.ws, a.transports.sse
+	a.metrics.Gauge("eventgate_websocket_connections", "Open WebSocket connections.",
+		func() float64 { return float64(ws.Stats().Connections) })
+	a.metrics.Gauge("eventgate_websocket_operations", "Active operations (subscriptions) on WebSockets.",
+		func() float64 { return float64(ws.Stats().Operations) })
+	a.metrics.Counter("eventgate_slow_consumer_drops_total", "Subscriptions ended with SLOW_CONSUMER (WebSocket and SSE).",
+		func() float64 { return float64(ws.Stats().SlowConsumers + sse.Stats().SlowConsumers) })
+}

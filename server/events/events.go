@@ -52,6 +52,8 @@ type Options struct {
 	// commits later with a smaller one), and announce commits with NOTIFY; each instance's relay
 	// (package pgnotify) feeds the buses from the log instead of ingest publishing directly.
 	Shared bool
+	// OnStored, when set, is told about every newly stored event after its commit (metrics).
+	OnStored func(*ent.Event)
 }
 
 // Notification channels (suffixed with the schema, so schemas sharing a database stay apart).
@@ -190,6 +192,11 @@ func (s *Service) commit(ctx context.Context, preps []prepared, target *int) ([]
 	}
 	if !s.opts.Shared && len(fresh) > 0 {
 		s.bus.Publish(fresh...)
+	}
+	if s.opts.OnStored != nil {
+		for _, e := range fresh {
+			s.opts.OnStored(e)
+		}
 	}
 	if len(deliveries) > 0 {
 		s.PublishDeliveryChanges(context.WithoutCancel(ctx), deliveries...)
