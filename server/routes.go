@@ -98,6 +98,8 @@ func (a *App) routes(exec graphql.GraphExecutor) http.Handler {
 	page := graphiql.Handler(graphiql.Config{Title: "eventgate", Endpoint: "/query"})
 	r.Method(http.MethodGet, "/", page)
 	r.Method(http.MethodGet, "/graphiql", page)
+	r.Method(http.MethodGet, graphiql.DefaultAssetsPath+"*", page)
+	r.Method(http.MethodHead, graphiql.DefaultAssetsPath+"*", page)
 	r.With(a.authenticate(graphqlUnauthenticated)).Handle("/query", a.transports.serve(exec))
 	r.With(a.authenticate(restUnauthenticated)).Post("/v1/events", a.restPublish)
 	return r
