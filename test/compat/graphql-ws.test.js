@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
-import { ADMIN_TOKEN, Eventgate, Gate, Inbox, waitFor } from './harness.js';
+import { ADMIN_TOKEN, Eventgate, Gate, Inbox, waitFor, within } from './harness.js';
 
 const EVENTS = `subscription Events($after: Cursor, $types: [String!]) {
   events(after: $after, types: $types) {
@@ -171,6 +171,37 @@ describe('graphql-ws createClient', () => {
     });
   }
 
+  test('keep-alive pings are answered and keep the socket open', async (t) => {
+    let pongs = 0;
+    const { client, closes } = newClient(t, { keepAlive: 50, on: { pong: (received) => received && pongs++ } });
+    const { dispose } = subscribeEvents(client, {});
+    t.after(dispose);
+    await waitFor('three pongs', () => pongs >= 3);
+    assert.deepEqual(closes, []);
+  });
+
+  test('revoking the token ends its socket with 4403', async (t) => {
+    const { createApiToken } = await eg.gql(
+      `mutation Token($input: CreateApiTokenInput!) { createApiToken(input: $input) { secret token { id } } }`,
+      { input: { name: 'compat subscriber', scopes: ['EVENTS_SUBSCRIBE'] } },
+    );
+    const { client, closes } = newClient(t, {
+      connectionParams: { Authorization: `Bearer ${createApiToken.secret}` },
+      retryAttempts: 1,
+      retryWait: async () => {},
+    });
+    const start = await eg.payment('revoke-0', 200);
+    const { inbox, done } = subscribeEvents(client, { after: start.cursor });
+    await eg.payment('revoke-1', 201);
+    assert.equal((await inbox.take()).id, 'revoke-1');
+
+    await eg.gql('mutation Revoke($id: ID!) { revokeApiToken(id: $id) { revokedAt } }', { id: createApiToken.token.id });
+    // DESIGN.md §3: within 5 s; the harness deadline leaves room for a loaded machine.
+    await within('the subscription to end', done.settled.promise);
+    assert.equal(done.error?.code, 4403, `got error ${done.error}, want a close event with code 4403`);
+    assert.deepEqual(closes, [4403, 4403], 'want the revocation close, then the refused retry');
+  });
+
   test('a rejected token closes with 4403 and the client gives up after retryAttempts', async (t) => {
     const retryAttempts = 2;
     const { client, closes, connecting } = newClient(t, {
@@ -179,7 +210,7 @@ describe('graphql-ws createClient', () => {
       retryWait: async () => {},
     });
     const { inbox, done } = subscribeEvents(client, {});
-    await done.settled.promise;
+    await within('the client to give up', done.settled.promise);
 
     assert.equal(done.completed, false, 'subscription completed, want an error');
     assert.equal(done.error?.code, 4403, `got error ${done.error}, want a close event with code 4403`);

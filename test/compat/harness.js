@@ -271,6 +271,19 @@ export async function waitFor(what, fn, ms = DEADLINE_MS) {
   }
 }
 
+/** within resolves like promise, or fails naming `what` when it takes longer than ms. */
+export async function within(what, promise, ms = DEADLINE_MS) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * Gate is a promise the test opens by hand; clients' retry waits use it so that the test, not
  * a timer, decides when a client reconnects.
