@@ -52,6 +52,12 @@ func TestMetricsMove(t *testing.T) {
 	servertest.WaitFor(t, 10e9, "5 deliveries finished", func() bool {
 		return scrape(t, eg.URL, `eventgate_deliveries_finished_total{status="SUCCESS"}`) == 5
 	})
+	if v := scrape(t, eg.URL, `eventgate_delivery_attempts_total{outcome="success",status_code="200"}`); v != 5 {
+		t.Errorf("successful attempts: got %v, want 5", v)
+	}
+	if v := scrape(t, eg.URL, `eventgate_delivery_attempt_duration_seconds_count`); v != 5 {
+		t.Errorf("attempt duration observations: got %v, want 5", v)
+	}
 	if v := scrape(t, eg.URL, `eventgate_delivery_queue_depth`); v < 0 {
 		t.Errorf("queue depth missing")
 	}

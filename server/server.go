@@ -125,6 +125,7 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger, st *store.S
 			eventSvc.PublishDeliveryChanges(ctx, ds...)
 		},
 		WebhookDisabled: app.webhookDisabled,
+		AttemptFinished: mtr.Attempt,
 	}, log)
 	eventSvc.SetNotifier(app.dispatcher)
 	webhookSvc.SetDeliveryListener(func(ds []*ent.Delivery) {

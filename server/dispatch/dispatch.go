@@ -131,6 +131,9 @@ type Hooks struct {
 	// WebhookDisabled is called after the dispatcher disabled w (410 Gone or too many
 	// failures); reason is the stored disabled_reason.
 	WebhookDisabled func(ctx context.Context, w *ent.Webhook, reason string)
+	// AttemptFinished, when set, is told about every request made: the HTTP status (0 when no
+	// response came), whether it succeeded, and how long it took (metrics).
+	AttemptFinished func(status int, success bool, duration time.Duration)
 }
 
 // Dispatcher delivers due deliveries to their webhooks. Make it with New, run it with Start and

@@ -77,6 +77,9 @@ func (d *Dispatcher) record(batch []result) {
 		l := r.job.lane
 		l.claimed--
 		if r.kind == kindAttempt {
+			if h := d.hooks.AttemptFinished; h != nil {
+				h(r.status, r.errCode == "", r.duration)
+			}
 			if l.avgDuration == 0 {
 				l.avgDuration = r.duration
 			} else {
