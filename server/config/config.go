@@ -54,11 +54,11 @@ func settings() []setting {
 	return []setting{
 		{"addr", "EVENTGATE_ADDR", "127.0.0.1:8080", "listen address", func(c *Config, v string) error { c.Addr = v; return nil }},
 		{"data-dir", "EVENTGATE_DATA_DIR", "./data", "folder for the SQLite file and the generated secret key", func(c *Config, v string) error { c.DataDir = v; return nil }},
-		{"database-url", "EVENTGATE_DATABASE_URL", "", "postgres://… to use PostgreSQL instead of SQLite", func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
+		{"database-url", "EVENTGATE_DATABASE_URL", "", "postgres://… to use PostgreSQL instead of SQLite (default: SQLite in the data dir)", func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
 		{"database-max-conns", "EVENTGATE_DATABASE_MAX_CONNS", "20", "PostgreSQL connection pool size per instance", intInto(func(c *Config) *int { return &c.DatabaseMaxConns })},
-		{"admin-token", "EVENTGATE_ADMIN_TOKEN", "", "bootstrap admin token to create on an empty database (20–256 printable characters; generated and printed once when empty)", func(c *Config, v string) error { c.AdminToken = v; return nil }},
+		{"admin-token", "EVENTGATE_ADMIN_TOKEN", "", "bootstrap admin token to create on an empty database, 20–256 printable characters (default: generated and printed once)", func(c *Config, v string) error { c.AdminToken = v; return nil }},
 		{"secret-key", "EVENTGATE_SECRET_KEY", "", "base64 32-byte key that encrypts webhook secrets at rest (default: key file in the data dir)", func(c *Config, v string) error { c.SecretKey = v; return nil }},
-		{"allowed-targets", "EVENTGATE_ALLOWED_TARGETS", "", "comma-separated CIDRs webhooks may reach despite the refused ranges", parseTargets},
+		{"allowed-targets", "EVENTGATE_ALLOWED_TARGETS", "", "comma-separated CIDRs webhooks may reach despite the refused ranges (default: none)", parseTargets},
 		{"retry-schedule", "EVENTGATE_RETRY_SCHEDULE", defaultRetrySchedule, "comma-separated waits between delivery attempts (Go durations)", parseSchedule},
 		{"allowed-origins", "EVENTGATE_ALLOWED_ORIGINS", "", "comma-separated browser origins allowed for CORS and WebSockets (default: same origin)", func(c *Config, v string) error { c.AllowedOrigins = splitList(v); return nil }},
 		{"event-retention", "EVENTGATE_EVENT_RETENTION", "720h", "how long events and their deliveries are kept", durationInto(func(c *Config) *time.Duration { return &c.EventRetention })},
@@ -72,7 +72,7 @@ func settings() []setting {
 		{"max-complexity", "EVENTGATE_MAX_COMPLEXITY", "5000", "maximum GraphQL query complexity", intInto(func(c *Config) *int { return &c.MaxComplexity })},
 		{"workers", "EVENTGATE_WORKERS", "16", "webhook requests in flight at once", intInto(func(c *Config) *int { return &c.Workers })},
 		{"shutdown-timeout", "EVENTGATE_SHUTDOWN_TIMEOUT", "10s", "how long shutdown waits for in-flight work", durationInto(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
-		{"metrics-addr", "EVENTGATE_METRICS_ADDR", "", "serve /metrics on this address instead of the main one; \"off\" disables it", func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
+		{"metrics-addr", "EVENTGATE_METRICS_ADDR", "", "serve /metrics on this address instead of the main one; \"off\" disables it (default: the main address)", func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
 	}
 }
 
@@ -93,11 +93,14 @@ func Load(args []string, getenv func(string) string, out io.Writer) (*Config, er
 		fmt.Fprintln(out, "Usage: eventgate serve [flags]\n\nEvery flag can also be set with its environment variable (in brackets); flags win.")
 		fmt.Fprintln(out)
 		for _, s := range settings() {
-			def := s.def
-			if def == "" {
-				def = `""`
+			switch {
+			case s.def != "":
+				fmt.Fprintf(out, "  --%s  %s\n      %s (default %s)\n", s.flag, s.env, s.help, s.def)
+			case strings.Contains(s.help, "default"):
+				fmt.Fprintf(out, "  --%s  %s\n      %s\n", s.flag, s.env, s.help)
+			default:
+				fmt.Fprintf(out, "  --%s  %s\n      %s (default empty)\n", s.flag, s.env, s.help)
 			}
-			fmt.Fprintf(out, "  --%s  %s\n      %s (default %s)\n", s.flag, s.env, s.help, def)
 		}
 	}
 	if err := fs.Parse(args); err != nil {
