@@ -231,9 +231,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Write
 	defer cancel()
 	app.transports.shutdown(shutdownCtx)
 	cancelRequests()
-	if serr := srv.Shutdown(shutdownCtx); serr != nil {
+	// Requests in flight get a few seconds; connections that never sent a request (which
+	// Shutdown would wait out for 5 s) are simply closed after that.
+	httpCtx, httpCancel := context.WithTimeout(shutdownCtx, 3*time.Second)
+	if serr := srv.Shutdown(httpCtx); serr != nil {
 		srv.Close()
 	}
+	httpCancel()
 	stop()
 	if cerr := app.Close(shutdownCtx); cerr != nil {
 		log.Error("shutdown", "err", cerr)
