@@ -131,3 +131,36 @@ func TestTokenRevocation(t *testing.T) {
 		assertNotInDataDir(t, eg.DataDir, tok.Secret, servertest.AdminToken)
 	})
 }
+
+func TestCORS(t *testing.T) {
+	eg := servertest.Start(t, func(c *configT) { c.AllowedOrigins = []string{"https://admin.example.com"} })
+	preflight := func(origin string) *http.Response {
+		req, _ := http.NewRequest(http.MethodOptions, eg.URL+"/query", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	ok := preflight("https://admin.example.com")
+	if ok.StatusCode != http.StatusNoContent || ok.Header.Get("Access-Control-Allow-Origin") != "https://admin.example.com" ||
+		!strings.Contains(ok.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Fatalf("allowed origin preflight: got %d %v", ok.StatusCode, ok.Header)
+	}
+	if bad := preflight("https://evil.example.com"); bad.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("other origin got Access-Control-Allow-Origin %q", bad.Header.Get("Access-Control-Allow-Origin"))
+	}
+	// A WebSocket from a foreign origin is refused; from the allowed one it opens.
+	if _, resp, err := eg.DialWS([]string{"graphql-transport-ws"}, http.Header{"Origin": {"https://evil.example.com"}}); err == nil {
+		t.Fatal("WebSocket from a foreign origin was accepted")
+	} else if resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("foreign origin: got %v, want 403", err)
+	}
+	if _, _, err := eg.DialWS([]string{"graphql-transport-ws"}, http.Header{"Origin": {"https://admin.example.com"}}); err != nil {
+		t.Fatalf("allowed origin: %v", err)
+	}
+}
