@@ -12,8 +12,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -21,8 +19,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/eventgate/eventgate/ent"
-	"github.com/eventgate/eventgate/ent/event"
-	"github.com/eventgate/eventgate/ent/webhook"
 	"github.com/eventgate/eventgate/server/apperr"
 	"github.com/eventgate/eventgate/server/catalog"
 	"github.com/eventgate/eventgate/server/eventbus"
@@ -71,9 +67,8 @@ type Service struct {
 	opts       Options
 	now        func() time.Time
 
-	// commitMu makes commit order and bus order the same: an event is published to the bus
-	// before any later-committed event, which live streams rely on to skip nothing.
-	commitMu sync.Mutex
+	// writes groups concurrent publishes into shared transactions (see write.go).
+	writes groupCommit
 
 	limMu    sync.Mutex
 	limiters map[int]*rate.Limiter
@@ -182,29 +177,6 @@ func (s *Service) Emit(ctx context.Context, eventType string, payload any, targe
 	return out[0], deliveries, nil
 }
 
-// commit stores the batch and then, in commit order, tells the bus and the dispatcher.
-func (s *Service) commit(ctx context.Context, preps []prepared, target *int) ([]*ent.Event, []*ent.Event, []*ent.Delivery, error) {
-	s.commitMu.Lock()
-	defer s.commitMu.Unlock()
-	out, fresh, deliveries, err := s.store(ctx, preps, target)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if !s.opts.Shared && len(fresh) > 0 {
-		s.bus.Publish(fresh...)
-	}
-	if s.opts.OnStored != nil {
-		for _, e := range fresh {
-			s.opts.OnStored(e)
-		}
-	}
-	if len(deliveries) > 0 {
-		s.PublishDeliveryChanges(context.WithoutCancel(ctx), deliveries...)
-		s.wake()
-	}
-	return out, fresh, deliveries, nil
-}
-
 func (s *Service) wake() {
 	s.notifyMu.RLock()
 	n := s.notifier
@@ -282,100 +254,4 @@ func canonicalHash(eventType string, payload []byte) (string, error) {
 	h.Write([]byte{0})
 	h.Write(canon)
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// store writes the batch in one transaction. It returns the events in input order, the newly
-// created ones in log order, and how many deliveries were created.
-func (s *Service) store(ctx context.Context, preps []prepared, target *int) ([]*ent.Event, []*ent.Event, []*ent.Delivery, error) {
-	tx, err := s.client.Tx(ctx)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("begin publish: %w", err)
-	}
-	defer tx.Rollback()
-	if s.opts.Shared {
-		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext('eventgate:ingest:' || current_schema()))"); err != nil {
-			return nil, nil, nil, fmt.Errorf("ingest lock: %w", err)
-		}
-	}
-
-	ids := make([]string, len(preps))
-	for i, p := range preps {
-		ids[i] = p.id
-	}
-	existing, err := tx.Event.Query().Where(event.EventIDIn(ids...)).All(ctx)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("look up event ids: %w", err)
-	}
-	byID := make(map[string]*ent.Event, len(existing))
-	for _, e := range existing {
-		byID[e.EventID] = e
-	}
-	hookQuery := tx.Webhook.Query().Where(webhook.IsActive(true))
-	if target != nil {
-		hookQuery = tx.Webhook.Query().Where(webhook.ID(*target))
-	}
-	hooks, err := hookQuery.Select(webhook.FieldID, webhook.FieldEventTypes).All(ctx)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("load webhooks: %w", err)
-	}
-	if target != nil && len(hooks) == 0 {
-		return nil, nil, nil, apperr.New(apperr.NotFound, "no webhook with id %d", *target)
-	}
-	now := s.now()
-	out := make([]*ent.Event, len(preps))
-	var fresh []*ent.Event
-	var deliveries []*ent.DeliveryCreate
-	for i, p := range preps {
-		if e, ok := byID[p.id]; ok {
-			if e.Type != p.Type || e.PayloadHash != p.hash {
-				return nil, nil, nil, apperr.BadInput(p.field+"id", "event id %q was already used with a different type or payload", p.id)
-			}
-			out[i] = e
-			continue
-		}
-		occurred := now
-		if p.OccurredAt != nil {
-			occurred = p.OccurredAt.UTC()
-		}
-		e, err := tx.Event.Create().SetEventID(p.id).SetType(p.Type).SetPayload(p.payload).
-			SetPayloadHash(p.hash).SetOccurredAt(occurred).SetReceivedAt(now).Save(ctx)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("insert event: %w", err)
-		}
-		byID[p.id] = e
-		out[i] = e
-		fresh = append(fresh, e)
-		for _, h := range hooks {
-			if target != nil || slices.Contains(h.EventTypes, p.Type) {
-				deliveries = append(deliveries, tx.Delivery.Create().SetWebhookID(h.ID).SetEventID(e.ID).
-					SetEventType(p.Type).SetNextAttemptAt(now).SetCreatedAt(now))
-			}
-		}
-	}
-	if s.opts.Shared && len(fresh) > 0 {
-		// Delivered to listeners at commit, after the rows are visible.
-		if _, err := tx.ExecContext(ctx, "SELECT pg_notify($1 || current_schema(), $2)", EventsChannel, strconv.Itoa(fresh[len(fresh)-1].ID)); err != nil {
-			return nil, nil, nil, fmt.Errorf("notify: %w", err)
-		}
-	}
-	var created []*ent.Delivery
-	for start := 0; start < len(deliveries); start += bulkRows {
-		// Chunks keep each INSERT under SQLite's limit on bound parameters.
-		chunk, err := tx.Delivery.CreateBulk(deliveries[start:min(start+bulkRows, len(deliveries))]...).Save(ctx)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("insert deliveries: %w", err)
-		}
-		created = append(created, chunk...)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, nil, nil, fmt.Errorf("commit publish: %w", err)
-	}
-	// Entities made in a transaction query through it; detach them for use after the commit.
-	for _, e := range out {
-		e.Unwrap()
-	}
-	for _, d := range created {
-		d.Unwrap()
-	}
-	return out, fresh, created, nil
 }
