@@ -1,0 +1,67 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"path/filepath"
+	"testing"
+
+	"github.com/eventgate/eventgate/ent"
+	"github.com/eventgate/eventgate/server/apperr"
+	"github.com/eventgate/eventgate/server/eventbus"
+	"github.com/eventgate/eventgate/server/store"
+)
+
+func newTestService(t *testing.T) (*Service, *eventbus.Bus[*ent.Event]) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "e.db"), "normal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bus := eventbus.New[*ent.Event]()
+	svc := NewService(st.Client, bus, eventbus.New[*ent.Delivery](), Options{PublishRate: 1e6, PublishBurst: 1e6}, slog.New(slog.DiscardHandler))
+	return svc, bus
+}
+
+func request(t *testing.T, svc *Service, id string, userID int) *writeReq {
+	t.Helper()
+	payload, _ := json.Marshal(map[string]any{"user_id": userID})
+	p, err := svc.prepare(Input{Type: "user.created", Payload: payload, ID: &id}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &writeReq{ctx: context.Background(), preps: []prepared{p}, done: make(chan struct{})}
+}
+
+// TestGroupCommitIsolatesRefusedCalls: calls that share a transaction succeed or fail on their
+// own — a reused id with another payload fails alone — and reach the bus in log order.
+func TestGroupCommitIsolatesRefusedCalls(t *testing.T) {
+	svc, bus := newTestService(t)
+	sub := bus.Subscribe(10)
+	first, conflict, third, repeat := request(t, svc, "a", 1), request(t, svc, "a", 2), request(t, svc, "b", 3), request(t, svc, "a", 1)
+	svc.writeGroup([]*writeReq{first, conflict, third, repeat})
+	if first.err != nil || third.err != nil || repeat.err != nil {
+		t.Fatalf("got errors %v / %v / %v, want the valid calls to succeed", first.err, third.err, repeat.err)
+	}
+	if e, ok := apperr.As(conflict.err); !ok || e.Code != apperr.BadUserInput || e.Field != "id" {
+		t.Fatalf("conflicting call: got %v, want BAD_USER_INPUT on id", conflict.err)
+	}
+	if repeat.out[0].ID != first.out[0].ID || len(repeat.fresh) != 0 {
+		t.Fatalf("repeat of id a created a new event")
+	}
+	for _, want := range []string{"a", "b"} {
+		if e := <-sub.C(); e.EventID != want {
+			t.Fatalf("bus: got %s, want %s", e.EventID, want)
+		}
+	}
+	n, err := svc.client.Event.Query().Count(context.Background())
+	if err != nil || n != 2 {
+		t.Fatalf("got %d stored events (%v), want 2", n, err)
+	}
+}
