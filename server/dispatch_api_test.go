@@ -338,12 +338,14 @@ func TestWebhookRequestsVerify(t *testing.T) {
 		}
 		// Nothing an API client can read holds a signature or a custom header value.
 		r := eg.GraphQL(servertest.AdminToken, `{ deliveries { items { `+deliveryFields+` } } }`, nil)
+		hidden := []string{"acme-secret-value"}
 		for _, id := range []string{std, legacy} {
 			req := rc.requests(id)[0]
-			for _, secret := range []string{req.header.Get("webhook-signature"), req.header.Get("X-Webhook-Signature"), "acme-secret-value"} {
-				if bytes.Contains(r.Body, []byte(secret)) {
-					t.Errorf("deliveries reveal %q: %s", secret, r.Body)
-				}
+			hidden = append(hidden, req.header.Get("webhook-signature"), req.header.Get("X-Webhook-Signature"))
+		}
+		for _, secret := range hidden {
+			if bytes.Contains(r.Body, []byte(secret)) {
+				t.Errorf("deliveries reveal %q", secret)
 			}
 		}
 	})
