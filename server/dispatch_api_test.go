@@ -876,3 +876,66 @@ func TestDeliveryUpdatedSeesAttempts(t *testing.T) {
 		}
 	})
 }
+
+// TestRotationSignsWithEverySecret: during a rotation's grace period a request verifies with the
+// old and the new secret (one Standard Webhooks signature each) and the legacy header uses the
+// new one; a secret rotated away with no grace no longer verifies.
+func TestRotationSignsWithEverySecret(t *testing.T) {
+	servertest.Each(t, func(t *testing.T, start servertest.Starter) {
+		eg := start(t, nil)
+		rc := newHookReceiver(t, nil)
+		hook, first := createHook(t, eg, map[string]any{"url": rc.URL})
+		rotate := func(grace int) string {
+			t.Helper()
+			var out struct{ RotateWebhookSecret struct{ Secret string } }
+			eg.MustGraphQL(servertest.AdminToken, `mutation($id: ID!, $g: Int) { rotateWebhookSecret(id: $id, gracePeriodSeconds: $g) { secret } }`,
+				map[string]any{"id": hook, "g": grace}, &out)
+			return out.RotateWebhookSecret.Secret
+		}
+		send := func() hookRequest {
+			t.Helper()
+			n := len(rc.requests(hook))
+			eg.MustGraphQL(servertest.AdminToken, `mutation($id: ID!) { testWebhook(id: $id) { id } }`, map[string]any{"id": hook}, nil)
+			waitUntil(t, "the test request", func() (bool, string) {
+				return len(rc.requests(hook)) > n, fmt.Sprint(hookDeliveries(t, eg, hook))
+			})
+			return rc.requests(hook)[n]
+		}
+		// signedBy lists which secrets a request's webhook-signature verifies with, one at a time.
+		signedBy := func(r hookRequest, secrets ...string) []bool {
+			out := make([]bool, len(secrets))
+			for i, s := range secrets {
+				wh, err := standardwebhooks.NewWebhook(s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out[i] = wh.Verify(r.body, r.header) == nil
+			}
+			return out
+		}
+
+		second := rotate(3600)
+		r := send()
+		if got := signedBy(r, second, first); !slices.Equal(got, []bool{true, true}) {
+			t.Errorf("during the grace period: verifies with [new old] = %v, want both", got)
+		}
+		if sigs := strings.Fields(r.header.Get("webhook-signature")); len(sigs) != 2 {
+			t.Errorf("got %d signatures %v, want 2 (one per valid secret)", len(sigs), sigs)
+		}
+		if err := verifyRequest(second, r); err != nil {
+			t.Errorf("new secret: %v", err)
+		}
+		if err := verifyRequest(first, r); err == nil {
+			t.Error("the legacy header verifies with the old secret, want only the newest")
+		}
+
+		third := rotate(0)
+		r = send()
+		if got := signedBy(r, third, second, first); !slices.Equal(got, []bool{true, false, true}) {
+			t.Errorf("after rotating with no grace: verifies with [newest, replaced, first] = %v, want [true false true] (first is still in its grace period)", got)
+		}
+		if err := verifyRequest(third, r); err != nil {
+			t.Errorf("newest secret: %v", err)
+		}
+	})
+}
