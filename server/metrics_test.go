@@ -6,7 +6,9 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
+	"time"
 
+	"github.com/eventgate/eventgate/graph/scalar"
 	"github.com/eventgate/eventgate/server/servertest"
 )
 
@@ -35,7 +37,8 @@ func TestMetricsMove(t *testing.T) {
 		t.Fatalf("got %v open WebSocket connections before any, want 0", v)
 	}
 	c := eg.Subscriber(servertest.AdminToken)
-	c.Subscribe("1", eventsSubscription, nil)
+	// From the start of the log, so no event can slip in before the subscription runs.
+	c.Subscribe("1", eventsSubscription, map[string]any{"after": string(scalar.CursorFor(0))})
 	publishBatch(t, eg, 0, 5)
 	for i := 0; i < 5; i++ {
 		c.Read()
@@ -49,7 +52,7 @@ func TestMetricsMove(t *testing.T) {
 	if v := scrape(t, eg.URL, `eventgate_websocket_operations`); v != 1 {
 		t.Errorf("active subscriptions: got %v, want 1", v)
 	}
-	servertest.WaitFor(t, 10e9, "5 deliveries finished", func() bool {
+	servertest.WaitFor(t, 10*time.Second, "5 deliveries finished", func() bool {
 		return scrape(t, eg.URL, `eventgate_deliveries_finished_total{status="SUCCESS"}`) == 5
 	})
 	if v := scrape(t, eg.URL, `eventgate_delivery_attempts_total{outcome="success",status_code="200"}`); v != 5 {

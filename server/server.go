@@ -18,6 +18,8 @@ import (
 
 	"github.com/99designs/gqlgen/graphql/executor"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/eventgate/eventgate/ent"
 	"github.com/eventgate/eventgate/ent/delivery"
@@ -111,6 +113,7 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger, st *store.S
 	host, _ := os.Hostname()
 	app.dispatcher = dispatch.New(st.Client, box, guard, dispatch.Config{
 		Workers:         cfg.Workers,
+		Lease:           cfg.DeliveryLease,
 		Schedule:        cfg.RetrySchedule,
 		UserAgent:       "eventgate/" + Version,
 		InstanceID:      fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()),
@@ -132,6 +135,7 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger, st *store.S
 		eventSvc.PublishDeliveryChanges(context.Background(), ds...)
 		app.dispatcher.Wake()
 	})
+	webhookSvc.SetActivatedListener(app.dispatcher.Wake)
 	if st.IsPostgres() {
 		app.relay = pgnotify.New(st.URL, st.Client, eventBus, deliveryBus, app.dispatcher.Wake, log)
 		app.relay.OnConnect(app.listenerPID.Store)
@@ -144,6 +148,9 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger, st *store.S
 		Client: st.Client, Auth: authSvc, WebhookService: webhookSvc, EventService: eventSvc,
 		Log: log, SubscriptionBuffer: cfg.SubscriptionBuffer,
 	}}))
+	// Parsed and validated documents are shared by every operation with the same text: thousands
+	// of identical subscriptions then cost one parse and one copy of the AST.
+	exec.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	exec.SetErrorPresenter(graph.ErrorPresenter(log))
 	exec.SetRecoverFunc(graph.Recover(log))
 	if cfg.Introspection {

@@ -40,6 +40,7 @@ type Config struct {
 	MaxDepth           int
 	MaxComplexity      int
 	Workers            int
+	DeliveryLease      time.Duration
 	ShutdownTimeout    time.Duration
 	MetricsAddr        string
 }
@@ -71,6 +72,7 @@ func settings() []setting {
 		{"max-depth", "EVENTGATE_MAX_DEPTH", "15", "maximum GraphQL query depth", intInto(func(c *Config) *int { return &c.MaxDepth })},
 		{"max-complexity", "EVENTGATE_MAX_COMPLEXITY", "5000", "maximum GraphQL query complexity", intInto(func(c *Config) *int { return &c.MaxComplexity })},
 		{"workers", "EVENTGATE_WORKERS", "16", "webhook requests in flight at once", intInto(func(c *Config) *int { return &c.Workers })},
+		{"delivery-lease", "EVENTGATE_DELIVERY_LEASE", "2m", "how long a claimed delivery is held before another instance (or a restart after a crash) may take it over", durationInto(func(c *Config) *time.Duration { return &c.DeliveryLease })},
 		{"shutdown-timeout", "EVENTGATE_SHUTDOWN_TIMEOUT", "10s", "how long shutdown waits for in-flight work", durationInto(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 		{"metrics-addr", "EVENTGATE_METRICS_ADDR", "", "serve /metrics on this address instead of the main one; \"off\" disables it (default: the main address)", func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
 	}
@@ -150,6 +152,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxDepth < 1 || c.MaxComplexity < 1 {
 		errs = append(errs, errors.New("EVENTGATE_MAX_DEPTH and EVENTGATE_MAX_COMPLEXITY: must be positive"))
+	}
+	if c.DeliveryLease < time.Second {
+		errs = append(errs, errors.New("EVENTGATE_DELIVERY_LEASE: must be at least 1s"))
 	}
 	if c.Workers < 1 {
 		errs = append(errs, errors.New("EVENTGATE_WORKERS: must be at least 1"))

@@ -165,7 +165,8 @@ func (g *Guard) CheckURL(ctx context.Context, raw string) error {
 	case hostIP:
 		return g.check(host, addr)
 	case hostNumeric:
-		return numericError(host)
+		_, err := g.numeric(host)
+		return err
 	}
 	addrs, err := g.lookup(ctx, host, lookupTimeout)
 	if err != nil {
@@ -197,7 +198,11 @@ func (g *Guard) DialContext(ctx context.Context, network, addr string) (net.Conn
 	case hostIP:
 		addrs = []netip.Addr{ip}
 	case hostNumeric:
-		return nil, numericError(host)
+		a, err := g.numeric(host)
+		if err != nil {
+			return nil, err
+		}
+		addrs = []netip.Addr{a}
 	default:
 		addrs, err = g.lookup(ctx, host, 0)
 		if err != nil {
@@ -312,8 +317,57 @@ func (g *Guard) check(host string, a netip.Addr) error {
 	return nil
 }
 
-func numericError(host string) error {
-	return &BlockedError{Host: host, Reason: "numeric host spellings other than a dotted quad (a.b.c.d) are not accepted"}
+// numeric decodes a numeric host spelling the way inet_aton does. Such a spelling is refused
+// unless an allowed prefix contains the address it stands for (DESIGN.md §6: refused "unless
+// EVENTGATE_ALLOWED_TARGETS permits them"), and is then dialled as that address.
+func (g *Guard) numeric(host string) (netip.Addr, error) {
+	a, ok := parseInetAton(strings.TrimSuffix(host, "."))
+	if ok {
+		for _, p := range g.allowed {
+			if p.Contains(a) {
+				return a, nil
+			}
+		}
+	}
+	return netip.Addr{}, &BlockedError{Host: host,
+		Reason: "numeric host spellings other than a dotted quad (a.b.c.d) are not accepted unless EVENTGATE_ALLOWED_TARGETS covers the address"}
+}
+
+// parseInetAton reads "a", "a.b", "a.b.c" or "a.b.c.d" with decimal, octal (leading 0) or hex
+// (0x) parts, the last part filling the remaining bytes, as inet_aton does.
+func parseInetAton(s string) (netip.Addr, bool) {
+	parts := strings.Split(s, ".")
+	if len(parts) < 1 || len(parts) > 4 {
+		return netip.Addr{}, false
+	}
+	var vals []uint64
+	for _, p := range parts {
+		base := 10
+		switch {
+		case len(p) > 2 && (p[:2] == "0x" || p[:2] == "0X"):
+			p, base = p[2:], 16
+		case len(p) > 1 && p[0] == '0':
+			p, base = p[1:], 8
+		}
+		v, err := strconv.ParseUint(p, base, 32)
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		vals = append(vals, v)
+	}
+	var n uint64
+	for i, v := range vals[:len(vals)-1] {
+		if v > 255 {
+			return netip.Addr{}, false
+		}
+		n |= v << (24 - 8*i)
+	}
+	last := vals[len(vals)-1]
+	if last >= 1<<(8*(5-len(vals))) {
+		return netip.Addr{}, false
+	}
+	n |= last
+	return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}), true
 }
 
 // Blocked reports whether a connection to addr is refused, and why. Addresses inside an

@@ -516,3 +516,48 @@ func TestHTTPClientThroughGuard(t *testing.T) {
 		}
 	})
 }
+
+func TestNumericSpellingsFollowTheAllowlist(t *testing.T) {
+	for _, tc := range []struct {
+		host string
+		want string
+	}{
+		{"2130706433", "127.0.0.1"}, {"0x7f000001", "127.0.0.1"}, {"0177.0.0.1", "127.0.0.1"},
+		{"127.1", "127.0.0.1"}, {"10.0x1", "10.0.0.1"}, {"134744072", "8.8.8.8"},
+	} {
+		a, ok := parseInetAton(tc.host)
+		if !ok || a.String() != tc.want {
+			t.Errorf("parseInetAton(%q) = %v, %v; want %s", tc.host, a, ok, tc.want)
+		}
+	}
+	for _, bad := range []string{"256.1.1.1", "1.2.3.4.5", "0x", "1.2.3.256", "99999999999"} {
+		if a, ok := parseInetAton(bad); ok {
+			t.Errorf("parseInetAton(%q) = %v, want a failure", bad, a)
+		}
+	}
+	ctx := context.Background()
+	closed := New(nil, nil)
+	open := New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, nil)
+	for _, u := range []string{"http://2130706433/", "http://0x7f000001/", "http://0177.0.0.1/"} {
+		if err := closed.CheckURL(ctx, u); err == nil {
+			t.Errorf("%s accepted without an allowlist", u)
+		}
+		if err := open.CheckURL(ctx, u); err != nil {
+			t.Errorf("%s refused although 127.0.0.0/8 is allowed: %v", u, err)
+		}
+	}
+	// A public address written as a number stays refused: only the allowlist opens numeric spellings.
+	if err := open.CheckURL(ctx, "http://134744072/"); err == nil {
+		t.Error("numeric spelling of a public address accepted")
+	}
+	// At dial time the spelling is dialled as the address it stands for.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	client := &http.Client{Transport: &http.Transport{DialContext: open.DialContext}}
+	resp, err := client.Get("http://2130706433:" + port + "/")
+	if err != nil {
+		t.Fatalf("dial numeric spelling with allowlist: %v", err)
+	}
+	resp.Body.Close()
+}

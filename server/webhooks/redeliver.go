@@ -17,6 +17,10 @@ import (
 // publishes them to deliveryUpdated and wakes the dispatcher).
 func (s *Service) SetDeliveryListener(f func([]*ent.Delivery)) { s.onDeliveries = f }
 
+// SetActivatedListener sets the function told when a webhook is (re-)enabled: its waiting
+// deliveries are due again.
+func (s *Service) SetActivatedListener(f func()) { s.onActivated = f }
+
 func (s *Service) told(ds []*ent.Delivery) {
 	if s.onDeliveries != nil && len(ds) > 0 {
 		s.onDeliveries(ds)

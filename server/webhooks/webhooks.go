@@ -31,6 +31,8 @@ type Service struct {
 	now    func() time.Time
 	// onDeliveries is told about deliveries created or made due again.
 	onDeliveries func([]*ent.Delivery)
+	// onActivated is told when a webhook is enabled, so its waiting deliveries go out now.
+	onActivated func()
 }
 
 // NewService makes a Service.
@@ -200,6 +202,9 @@ func (s *Service) Update(ctx context.Context, id int, in UpdateInput) (*ent.Webh
 	}
 	if err != nil {
 		return nil, fmt.Errorf("update webhook: %w", err)
+	}
+	if in.IsActive != nil && *in.IsActive && s.onActivated != nil {
+		s.onActivated()
 	}
 	return w, nil
 }
