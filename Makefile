@@ -35,8 +35,9 @@ ui: ## Rebuild the bundled GraphiQL (ui/graphiql, npm) into server/graphiql/asse
 	cd ui/graphiql && npm ci --no-audit --no-fund && npm run build
 
 .PHONY: bench
-bench: ## Run the Go benchmarks
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+bench: build ## Run the Go benchmarks briefly, then the load tool against bin/eventgate (BENCHMARKS.md; BENCH_ARGS=-quick for a smoke run)
+	$(GO) test -run '^$$' -bench . -benchtime 200ms -benchmem $(PKGS)
+	$(GO) run ./cmd/eventgate-bench -bin $(BIN) $(BENCH_ARGS)
 
 .PHONY: lint
 lint: ## go vet and gofmt
