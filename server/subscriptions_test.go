@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventgate/eventgate/graph/scalar"
 	"github.com/eventgate/eventgate/server/servertest"
 )
 
@@ -261,4 +262,36 @@ func TestExpiredCursor(t *testing.T) {
 			t.Fatalf("subscription: got %s %s, want an error with CURSOR_EXPIRED", m.Type, m.Payload)
 		}
 	})
+}
+
+// TestSharedRenderingsRespectVariables: subscriptions of one document share renderings only
+// when the variables that shape an event agree; each subscriber sees what it asked for.
+func TestSharedRenderingsRespectVariables(t *testing.T) {
+	eg := servertest.Start(t, nil)
+	const q = `subscription($after: Cursor, $withPayload: Boolean!) { events(after: $after) { id payload @include(if: $withPayload) } }`
+	from := string(scalar.CursorFor(0))
+	subs := map[string]*servertest.WSClient{}
+	for _, name := range []string{"with-1", "with-2", "without"} {
+		c := eg.Subscriber(servertest.AdminToken)
+		c.Subscribe("1", q, map[string]any{"after": from, "withPayload": name != "without"})
+		subs[name] = c
+	}
+	publishBatch(t, eg, 0, 20)
+	for name, c := range subs {
+		for i := 0; i < 20; i++ {
+			m := c.Read()
+			var p struct {
+				Data struct {
+					Events map[string]json.RawMessage
+				}
+			}
+			if m.Type != "next" || json.Unmarshal(m.Payload, &p) != nil {
+				t.Fatalf("%s: got %s %s", name, m.Type, m.Payload)
+			}
+			_, hasPayload := p.Data.Events["payload"]
+			if hasPayload != (name != "without") {
+				t.Fatalf("%s: event %d has payload=%v: %s", name, i, hasPayload, m.Payload)
+			}
+		}
+	}
 }

@@ -42,9 +42,22 @@ func (s *Service) Stream(ctx context.Context, types []string, after *int64, buff
 // follow feeds out until ctx ends: catch up from the log, then live from the bus.
 func (s *Service) follow(ctx context.Context, out chan<- *ent.Event, types []string, last int64, buffer int) {
 	defer close(out)
+	defer streamctl.End(ctx)
 	want := func(e *ent.Event) bool { return types == nil || containsString(types, e.Type) }
 	send := func(e *ent.Event, replay bool) bool {
-		streamctl.Emit(ctx, streamctl.Item{Cursor: string(scalar.CursorFor(int64(e.ID))), Replay: replay})
+		it := streamctl.Item{Cursor: string(scalar.CursorFor(int64(e.ID))), Replay: replay, Key: int64(e.ID)}
+		// Rendered for another subscriber of the same operation: hand over the bytes only.
+		if data, ok := streamctl.Rendered(ctx, it.Key); ok {
+			it.Data = data
+			if !streamctl.Emit(ctx, it) {
+				return false
+			}
+			last = int64(e.ID)
+			return true
+		}
+		if !streamctl.Emit(ctx, it) {
+			return false
+		}
 		select {
 		case out <- e:
 			last = int64(e.ID)
@@ -112,8 +125,10 @@ func containsString(list []string, s string) bool {
 func (s *Service) DeliveryUpdates(ctx context.Context, keep func(*ent.Delivery) bool, buffer int) <-chan *ent.Delivery {
 	sub := s.deliveries.Subscribe(buffer)
 	out := make(chan *ent.Delivery)
+	streamctl.Start(ctx, "")
 	go func() {
 		defer close(out)
+		defer streamctl.End(ctx)
 		defer sub.Close()
 		for {
 			select {
@@ -125,7 +140,9 @@ func (s *Service) DeliveryUpdates(ctx context.Context, keep func(*ent.Delivery) 
 				if !keep(d) {
 					continue
 				}
-				streamctl.Emit(ctx, streamctl.Item{})
+				if !streamctl.Emit(ctx, streamctl.Item{}) {
+					return
+				}
 				select {
 				case out <- d:
 				case <-ctx.Done():

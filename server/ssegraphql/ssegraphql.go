@@ -26,6 +26,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/eventgate/eventgate/server/httpgraphql"
+	"github.com/eventgate/eventgate/server/streamctl"
 	"github.com/eventgate/eventgate/server/substream"
 )
 
@@ -87,14 +88,19 @@ type Transport struct {
 	cfg   Config
 	log   *slog.Logger
 	stats substream.Stats
+	// render shares item renderings among streams of the same operation.
+	render *streamctl.RenderCache
 }
 
 var _ graphql.Transport = (*Transport)(nil)
 
+// renderCacheSize bounds the item renderings kept for sharing among streams.
+const renderCacheSize = 4096
+
 // New returns a Transport configured by cfg.
 func New(cfg Config) *Transport {
 	cfg = cfg.withDefaults()
-	return &Transport{cfg: cfg, log: cfg.Logger.With("component", "ssegraphql")}
+	return &Transport{cfg: cfg, log: cfg.Logger.With("component", "ssegraphql"), render: streamctl.NewRenderCache(renderCacheSize)}
 }
 
 // Supports reports whether the client asked for an event stream: its Accept names
@@ -172,7 +178,7 @@ func (t *Transport) stream(w http.ResponseWriter, r *http.Request, exec graphql.
 	go func() {
 		defer close(pumpDone)
 		defer cancel()
-		substream.Run(ctx, exec, rc, q, encoder{}, t.log)
+		substream.Run(ctx, exec, rc, q, encoder{}, t.render, t.log)
 	}()
 	defer func() {
 		cancel()

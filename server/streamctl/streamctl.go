@@ -1,9 +1,14 @@
 // Package streamctl is the contract between subscription resolvers and eventgate's streaming
-// transports (WebSocket and SSE). A resolver tells the transport, through the operation's
-// context, the position of each item before it hands the item over, and whether the item is
-// replay (stored history, sent at the client's pace) or live (dropped with SLOW_CONSUMER when
-// the client cannot keep up). The transport uses the cursor of the last item it actually sent
-// when it ends a slow subscription, so the client can resume with `after` and miss nothing.
+// transports (WebSocket and SSE). Through the operation's context a resolver tells the transport
+// where it starts, and, before it hands over each item, the item's position and whether it is
+// replay (stored history, sent at the client's pace) or live (dropped with SLOW_CONSUMER when the
+// client cannot keep up). The transport uses the cursor of the last item it actually sent when it
+// ends a slow subscription, so the client resumes with `after` and misses nothing.
+//
+// It also lets identical subscriptions share work: the transport renders an item once per
+// distinct operation (same document and variables) and keeps the bytes in a RenderCache; a
+// resolver that finds an item already rendered hands the bytes over in the Item instead of
+// sending the value through gqlgen, which then executes nothing for that subscriber.
 package streamctl
 
 import (
@@ -11,22 +16,32 @@ import (
 	"sync"
 )
 
-// Item describes one value a subscription resolver is about to emit.
+// Item describes one value a subscription resolver emits.
 type Item struct {
 	// Cursor is the log position of the item ("" for items without one).
 	Cursor string
 	// Replay is true for stored history: the transport waits for queue space instead of
 	// dropping the subscription.
 	Replay bool
+	// Key identifies the item for the render cache (0: not cacheable).
+	Key int64
+	// Data is the item's rendered response data when the resolver found it in the cache; the
+	// resolver then does not send the value on its channel.
+	Data []byte
 }
 
-// Tracker receives item descriptions in emit order. Transports implement it.
+// Tracker receives what a subscription resolver reports. Transports implement it.
 type Tracker interface {
-	// Start records the position a subscription starts from (its resume point until
-	// the first item is sent).
+	// Start records the position a subscription starts from; it also tells the transport
+	// that the resolver reports its items (and will call End).
 	Start(cursor string)
-	// Emit is called once per item, before the item is sent on the resolver's channel.
-	Emit(Item)
+	// Emit hands over the description of the next item. It waits until the transport takes it
+	// and reports false when ctx ended first.
+	Emit(ctx context.Context, it Item) bool
+	// Rendered returns the cached rendering of the item with key, if any.
+	Rendered(key int64) ([]byte, bool)
+	// End says no more items follow (call it before closing the resolver's channel).
+	End()
 }
 
 type trackerKey struct{}
@@ -36,40 +51,72 @@ func WithTracker(ctx context.Context, t Tracker) context.Context {
 	return context.WithValue(ctx, trackerKey{}, t)
 }
 
+func from(ctx context.Context) Tracker {
+	t, _ := ctx.Value(trackerKey{}).(Tracker)
+	return t
+}
+
 // Start reports a subscription's starting cursor to the transport, if one listens.
 func Start(ctx context.Context, cursor string) {
-	if t, ok := ctx.Value(trackerKey{}).(Tracker); ok {
+	if t := from(ctx); t != nil {
 		t.Start(cursor)
 	}
 }
 
-// Emit reports an item to the transport, if one listens.
-func Emit(ctx context.Context, it Item) {
-	if t, ok := ctx.Value(trackerKey{}).(Tracker); ok {
-		t.Emit(it)
+// Emit reports an item to the transport, if one listens; false means ctx ended.
+func Emit(ctx context.Context, it Item) bool {
+	if t := from(ctx); t != nil {
+		return t.Emit(ctx, it)
+	}
+	return ctx.Err() == nil
+}
+
+// Rendered looks an item up in the transport's render cache.
+func Rendered(ctx context.Context, key int64) ([]byte, bool) {
+	if t := from(ctx); t != nil && key != 0 {
+		return t.Rendered(key)
+	}
+	return nil, false
+}
+
+// End reports the end of the items.
+func End(ctx context.Context) {
+	if t := from(ctx); t != nil {
+		t.End()
 	}
 }
 
-// Queue is a Tracker that keeps the reported items in order, for a transport to pair them with
-// the responses it receives (one response per item, in the same order).
+// Queue is the Tracker transports use: it hands items over one at a time, in emit order.
 type Queue struct {
-	mu    sync.Mutex
-	start string
-	items []Item
+	items     chan Item
+	ended     chan struct{}
+	endOnce   sync.Once
+	cache     *RenderCache
+	operation string
+
+	mu      sync.Mutex
+	start   string
+	started bool
+}
+
+// NewQueue makes a Queue. With cache set, items are looked up in it under the operation's
+// fingerprint (see RenderCache).
+func NewQueue(cache *RenderCache, operation string) *Queue {
+	return &Queue{items: make(chan Item), ended: make(chan struct{}), cache: cache, operation: operation}
 }
 
 // Start implements Tracker.
 func (q *Queue) Start(cursor string) {
 	q.mu.Lock()
-	q.start = cursor
+	q.start, q.started = cursor, true
 	q.mu.Unlock()
 }
 
-// Emit implements Tracker.
-func (q *Queue) Emit(it Item) {
+// Started reports whether the resolver called Start (and so reports items and End).
+func (q *Queue) Started() bool {
 	q.mu.Lock()
-	q.items = append(q.items, it)
-	q.mu.Unlock()
+	defer q.mu.Unlock()
+	return q.started
 }
 
 // StartCursor returns the cursor given to Start.
@@ -79,16 +126,86 @@ func (q *Queue) StartCursor() string {
 	return q.start
 }
 
-// Next pops the description of the next response. ok is false when the resolver reported none
-// (a response that is not an item, such as an error).
-func (q *Queue) Next() (it Item, ok bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.items) == 0 {
+// Emit implements Tracker.
+func (q *Queue) Emit(ctx context.Context, it Item) bool {
+	select {
+	case q.items <- it:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Rendered implements Tracker.
+func (q *Queue) Rendered(key int64) ([]byte, bool) {
+	if q.cache == nil {
+		return nil, false
+	}
+	return q.cache.Get(q.operation, key)
+}
+
+// End implements Tracker.
+func (q *Queue) End() { q.endOnce.Do(func() { close(q.ended) }) }
+
+// Wait returns the next item; ok is false once the resolver ended (or ctx did).
+func (q *Queue) Wait(ctx context.Context) (it Item, ok bool) {
+	select {
+	case it = <-q.items:
+		return it, true
+	case <-q.ended:
+		return Item{}, false
+	case <-ctx.Done():
 		return Item{}, false
 	}
-	it = q.items[0]
-	q.items[0] = Item{}
-	q.items = q.items[1:]
-	return it, true
+}
+
+// Store keeps an item's rendering for the other subscribers of the same operation.
+func (q *Queue) Store(key int64, data []byte) {
+	if q.cache != nil && key != 0 {
+		q.cache.Put(q.operation, key, data)
+	}
+}
+
+// RenderCache holds recently rendered items per operation fingerprint, bounded in entries.
+type RenderCache struct {
+	mu   sync.Mutex
+	max  int
+	m    map[renderKey][]byte
+	ring []renderKey
+	next int
+}
+
+type renderKey struct {
+	operation string
+	key       int64
+}
+
+// NewRenderCache makes a cache of at most max renderings (oldest dropped first).
+func NewRenderCache(max int) *RenderCache {
+	return &RenderCache{max: max, m: make(map[renderKey][]byte, max), ring: make([]renderKey, max)}
+}
+
+// Get returns a rendering.
+func (c *RenderCache) Get(operation string, key int64) ([]byte, bool) {
+	c.mu.Lock()
+	data, ok := c.m[renderKey{operation, key}]
+	c.mu.Unlock()
+	return data, ok
+}
+
+// Put stores a copy of data.
+func (c *RenderCache) Put(operation string, key int64, data []byte) {
+	k := renderKey{operation, key}
+	cp := append([]byte(nil), data...)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[k]; ok {
+		return
+	}
+	if old := c.ring[c.next]; old.key != 0 {
+		delete(c.m, old)
+	}
+	c.ring[c.next] = k
+	c.next = (c.next + 1) % c.max
+	c.m[k] = cp
 }

@@ -103,7 +103,7 @@ type Queue struct {
 	size  int
 	stats *Stats
 	wake  func()
-	track streamctl.Queue
+	track *streamctl.Queue
 	// space wakes a replay Push waiting for room; capacity 1 because there is one pusher.
 	space chan struct{}
 
@@ -125,12 +125,23 @@ func NewQueue(size int, stats *Stats, wake func()) *Queue {
 	if size < 1 {
 		size = 1
 	}
-	return &Queue{size: size, stats: stats, wake: wake, space: make(chan struct{}, 1)}
+	return &Queue{size: size, stats: stats, wake: wake, space: make(chan struct{}, 1), track: streamctl.NewQueue(nil, "")}
 }
 
 // Tracker returns the streamctl tracker through which the operation's resolver reports item
-// cursors and replay; Run puts it in the operation's context.
-func (q *Queue) Tracker() *streamctl.Queue { return &q.track }
+// cursors and replay; Run replaces it with one bound to the render cache and puts it in the
+// operation's context.
+func (q *Queue) Tracker() *streamctl.Queue {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.track
+}
+
+func (q *Queue) setTracker(t *streamctl.Queue) {
+	q.mu.Lock()
+	q.track = t
+	q.mu.Unlock()
+}
 
 // Push queues a frame. A replay frame waits for room (or for ctx); a live frame that finds the
 // queue full ends the stream with SLOW_CONSUMER: the frames still queued are discarded, since

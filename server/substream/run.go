@@ -28,12 +28,15 @@ type Encoder interface {
 // queues its responses on q until the stream ends, q overflows or ctx is cancelled. It blocks;
 // transports call it on one goroutine per operation and cancel ctx when it returns.
 //
-// Each response is paired, in order, with the item the resolver reported through q's tracker,
-// which gives the frame its cursor and tells whether it is replay. A subscription whose first
+// A subscription whose resolver reports through streamctl is driven by those reports, in order:
+// each gives the frame its cursor and says whether it is replay; an item the resolver found in
+// cache (rendered for another subscriber of the same operation) becomes a frame without
+// executing anything, and an item rendered here is stored in cache for the others. Other
+// operations are paired with nothing: live frames without cursor. A subscription whose first
 // response has errors and no data (the resolver refused it: FORBIDDEN, CURSOR_EXPIRED, …) ends
 // with a terminal error frame. A panic is logged (logger may be nil) and ends the operation
-// with an internal error.
-func Run(ctx context.Context, exec graphql.GraphExecutor, op *graphql.OperationContext, q *Queue, enc Encoder, logger *slog.Logger) {
+// with an internal error. cache may be nil.
+func Run(ctx context.Context, exec graphql.GraphExecutor, op *graphql.OperationContext, q *Queue, enc Encoder, cache *streamctl.RenderCache, logger *slog.Logger) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -44,24 +47,55 @@ func Run(ctx context.Context, exec graphql.GraphExecutor, op *graphql.OperationC
 			q.Finish(enc.Error(gqlerror.List{InternalError()}))
 		}
 	}()
+	subscription := op.Operation != nil && op.Operation.Operation == ast.Subscription
+	var fingerprint string
+	if subscription && cache != nil {
+		fingerprint = Fingerprint(op)
+	}
+	tracker := streamctl.NewQueue(cache, fingerprint)
+	q.setTracker(tracker)
 	// The tracker must be in the context before dispatch: the subscription resolver runs
 	// inside DispatchOperation and reports its start cursor there.
-	ctx = streamctl.WithTracker(ctx, q.Tracker())
+	ctx = streamctl.WithTracker(ctx, tracker)
 	responses, rctx := exec.DispatchOperation(ctx, op)
-	subscription := op.Operation != nil && op.Operation.Operation == ast.Subscription
+	if subscription && tracker.Started() {
+		for {
+			it, ok := tracker.Wait(ctx)
+			if !ok {
+				break
+			}
+			var frame []byte
+			if it.Data != nil {
+				frame = enc.Next(&graphql.Response{Data: it.Data})
+			} else {
+				resp := responses(rctx)
+				if resp == nil {
+					break
+				}
+				if len(resp.Errors) == 0 {
+					tracker.Store(it.Key, resp.Data)
+				}
+				// The response's data lives in a buffer the executor reuses on the next call,
+				// so the frame is encoded before asking for another response.
+				frame = enc.Next(resp)
+			}
+			if err := q.Push(ctx, Frame{Data: frame, Cursor: it.Cursor}, it.Replay); err != nil {
+				return
+			}
+		}
+		q.Finish(enc.Complete())
+		return
+	}
 	for first := true; ; first = false {
 		resp := responses(rctx)
 		if resp == nil {
 			break
 		}
-		// The response's data lives in a buffer the executor reuses on the next call, so
-		// the frame is encoded before asking for another response.
-		it, _ := q.Tracker().Next()
 		if first && subscription && len(resp.Errors) > 0 && noData(resp.Data) {
 			q.Finish(enc.Error(resp.Errors))
 			return
 		}
-		if err := q.Push(ctx, Frame{Data: enc.Next(resp), Cursor: it.Cursor}, it.Replay); err != nil {
+		if err := q.Push(ctx, Frame{Data: enc.Next(resp)}, false); err != nil {
 			return
 		}
 	}

@@ -43,7 +43,7 @@ func start(t *testing.T, exec graphql.GraphExecutor, query string, size int) *su
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		substream.Run(ctx, exec, rc, q, textEncoder{}, nil)
+		substream.Run(ctx, exec, rc, q, textEncoder{}, nil, nil)
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -299,7 +299,7 @@ func (c *conn) subscribe(id string, params *graphql.RawParams, legacy bool) {
 		defer c.pumps.Done()
 		defer c.t.ops.Add(-1)
 		defer cancel()
-		substream.Run(ctx, c.exec, rc, op.q, enc, c.log)
+		substream.Run(ctx, c.exec, rc, op.q, enc, c.t.render, c.log)
 	}()
 }
 

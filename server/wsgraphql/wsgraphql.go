@@ -23,6 +23,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/gorilla/websocket"
 
+	"github.com/eventgate/eventgate/server/streamctl"
 	"github.com/eventgate/eventgate/server/substream"
 )
 
@@ -135,6 +136,8 @@ type Transport struct {
 	upgrader websocket.Upgrader
 	stats    substream.Stats
 	ops      atomic.Int64
+	// render shares item renderings among subscriptions of the same operation.
+	render *streamctl.RenderCache
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -143,13 +146,17 @@ type Transport struct {
 
 var _ graphql.Transport = (*Transport)(nil)
 
+// renderCacheSize bounds the item renderings kept for sharing among subscriptions.
+const renderCacheSize = 4096
+
 // New returns a Transport configured by cfg.
 func New(cfg Config) *Transport {
 	cfg = cfg.withDefaults()
 	t := &Transport{
-		cfg:   cfg,
-		log:   cfg.Logger.With("component", "wsgraphql"),
-		conns: make(map[*conn]struct{}),
+		cfg:    cfg,
+		log:    cfg.Logger.With("component", "wsgraphql"),
+		conns:  make(map[*conn]struct{}),
+		render: streamctl.NewRenderCache(renderCacheSize),
 	}
 	t.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.WriteTimeout,

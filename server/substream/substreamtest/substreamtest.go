@@ -188,8 +188,11 @@ func (s *Source) subscribe(ctx context.Context, types []string, after *scalar.Cu
 			s.notifyLocked()
 			s.mu.Unlock()
 		}()
+		defer streamctl.End(ctx)
 		emit := func(ev *ent.Event, replay bool) bool {
-			streamctl.Emit(ctx, streamctl.Item{Cursor: string(scalar.CursorFor(int64(ev.ID))), Replay: replay})
+			if !streamctl.Emit(ctx, streamctl.Item{Cursor: string(scalar.CursorFor(int64(ev.ID))), Replay: replay}) {
+				return false
+			}
 			select {
 			case out <- ev:
 				return true
