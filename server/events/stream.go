@@ -2,8 +2,7 @@ package events
 
 import (
 	"context"
-	"strconv"
-	"strings"
+	"encoding/json"
 
 	"github.com/eventgate/eventgate/ent"
 	"github.com/eventgate/eventgate/graph/scalar"
@@ -155,7 +154,9 @@ func (s *Service) DeliveryUpdates(ctx context.Context, keep func(*ent.Delivery) 
 }
 
 // PublishDeliveryChanges tells deliveryUpdated subscribers about committed changes — on every
-// instance, through NOTIFY, when the database is shared.
+// instance, through NOTIFY, when the database is shared. The notification carries each state
+// itself (not an id to read back later), so every status change and attempt is seen even when
+// the delivery has moved on by the time another instance relays it.
 func (s *Service) PublishDeliveryChanges(ctx context.Context, ds ...*ent.Delivery) {
 	if len(ds) == 0 {
 		return
@@ -164,22 +165,44 @@ func (s *Service) PublishDeliveryChanges(ctx context.Context, ds ...*ent.Deliver
 		s.deliveries.Publish(ds...)
 		return
 	}
-	// NOTIFY payloads are limited to 8000 bytes: send ids in chunks.
-	var ids []string
+	// NOTIFY payloads are limited to 8000 bytes: send states in chunks well under it.
+	var chunk []json.RawMessage
+	size := 0
 	flush := func() {
-		if len(ids) == 0 {
+		if len(chunk) == 0 {
 			return
 		}
-		if _, err := s.client.ExecContext(ctx, "SELECT pg_notify($1 || current_schema(), $2)", DeliveriesChannel, strings.Join(ids, ",")); err != nil {
+		payload, _ := json.Marshal(chunk)
+		if _, err := s.client.ExecContext(ctx, "SELECT pg_notify($1 || current_schema(), $2)", DeliveriesChannel, string(payload)); err != nil {
 			s.log.Warn("notify delivery changes", "err", err)
 		}
-		ids = ids[:0]
+		chunk, size = chunk[:0], 0
 	}
 	for _, d := range ds {
-		ids = append(ids, strconv.Itoa(d.ID))
-		if len(ids) == 500 {
+		state, err := json.Marshal(deliveryState(d))
+		if err != nil {
+			continue
+		}
+		if size+len(state) > 7000 {
 			flush()
 		}
+		chunk = append(chunk, state)
+		size += len(state) + 1
 	}
 	flush()
+}
+
+// deliveryState is a delivery without its edges or lease, as sent between instances.
+func deliveryState(d *ent.Delivery) *ent.Delivery {
+	c := *d
+	c.Edges = ent.DeliveryEdges{}
+	c.ClaimedUntil, c.ClaimedBy = nil, nil
+	return &c
+}
+
+// DecodeDeliveryStates reads what PublishDeliveryChanges sent.
+func DecodeDeliveryStates(payload string) ([]*ent.Delivery, error) {
+	var ds []*ent.Delivery
+	err := json.Unmarshal([]byte(payload), &ds)
+	return ds, err
 }

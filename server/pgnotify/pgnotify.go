@@ -11,14 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eventgate/eventgate/ent"
-	"github.com/eventgate/eventgate/ent/delivery"
 	"github.com/eventgate/eventgate/ent/event"
 	"github.com/eventgate/eventgate/server/eventbus"
 	"github.com/eventgate/eventgate/server/events"
@@ -111,7 +108,7 @@ func (r *Relay) listen(ctx context.Context) error {
 		cancel()
 		switch {
 		case err == nil && n.Channel == dChan:
-			r.relayDeliveries(ctx, n.Payload)
+			r.relayDeliveries(n.Payload)
 			r.wake()
 		case err == nil:
 			if err := r.catchUp(ctx); err != nil {
@@ -146,19 +143,10 @@ func (r *Relay) catchUp(ctx context.Context) error {
 	}
 }
 
-func (r *Relay) relayDeliveries(ctx context.Context, payload string) {
-	var ids []int
-	for _, part := range strings.Split(payload, ",") {
-		if id, err := strconv.Atoi(part); err == nil {
-			ids = append(ids, id)
-		}
-	}
-	if len(ids) == 0 {
-		return
-	}
-	ds, err := r.client.Delivery.Query().Where(delivery.IDIn(ids...)).All(ctx)
+func (r *Relay) relayDeliveries(payload string) {
+	ds, err := events.DecodeDeliveryStates(payload)
 	if err != nil {
-		r.log.Warn("read changed deliveries", "err", err)
+		r.log.Warn("decode delivery changes", "err", err)
 		return
 	}
 	r.deliveries.Publish(ds...)

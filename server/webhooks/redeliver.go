@@ -5,10 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	"entgo.io/ent/dialect/sql"
-
 	"github.com/eventgate/eventgate/ent"
 	"github.com/eventgate/eventgate/ent/delivery"
+	"github.com/eventgate/eventgate/ent/deliveryattempt"
 	"github.com/eventgate/eventgate/ent/event"
 	"github.com/eventgate/eventgate/server/apperr"
 )
@@ -136,7 +135,8 @@ func (s *Service) Replay(ctx context.Context, webhookID int, since time.Time, un
 
 // Attempts returns a delivery's attempts, oldest first.
 func (s *Service) Attempts(ctx context.Context, d *ent.Delivery) ([]*ent.DeliveryAttempt, error) {
-	as, err := d.QueryAttempts().Order(func(sel *sql.Selector) { sel.OrderBy(sql.Asc("number"), sql.Asc("id")) }).All(ctx)
+	as, err := s.client.DeliveryAttempt.Query().Where(deliveryattempt.DeliveryID(d.ID)).
+		Order(ent.Asc(deliveryattempt.FieldNumber), ent.Asc(deliveryattempt.FieldID)).All(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("attempts: %w", err)
 	}
