@@ -109,6 +109,7 @@ func runDrain(ctx context.Context, e *env) (drainResult, error) {
 	e.log.printf("scenario 4: eventgate drained %d deliveries at %.0f/s (first request %v after enabling)", n, res.perSec, res.startDelay.Round(time.Millisecond))
 
 	rc.reset()
+	e.stopTarget(t) // the baseline runs alone
 	e.log.printf("scenario 4: raw net/http client, %d bodies, concurrency %d", len(bodies), res.concurrency)
 	if err := rawPost(ctx, rc, bodies, res.concurrency); err != nil {
 		return res, fmt.Errorf("raw client: %w", err)

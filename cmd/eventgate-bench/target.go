@@ -40,6 +40,7 @@ type target struct {
 	inProcess bool
 	api       *http.Client
 	stop      func() error
+	closed    bool
 }
 
 // targetEnv is the environment every scenario runs eventgate with.
@@ -217,8 +218,12 @@ func (t *target) waitReady(ctx context.Context, exited <-chan error) error {
 	return errors.New("eventgate was not ready within 30s")
 }
 
-// close stops eventgate and removes its data dir.
+// close stops eventgate and removes its data dir; later calls do nothing.
 func (t *target) close() error {
+	if t.closed {
+		return nil
+	}
+	t.closed = true
 	err := t.stop()
 	t.api.CloseIdleConnections()
 	return errors.Join(err, os.RemoveAll(t.dataDir))
