@@ -325,12 +325,9 @@ func writeErrors(w http.ResponseWriter, status int, errs gqlerror.List) {
 // encoder writes graphql-sse frames.
 type encoder struct{}
 
-func (encoder) Next(resp *graphql.Response) []byte {
-	data, err := json.Marshal(resp)
-	if err != nil {
-		data, _ = json.Marshal(graphql.Response{Errors: gqlerror.List{substream.InternalError()}})
-	}
-	return eventNext(data)
+// Next frames a payload encoded by substream.Payload (json.Marshal: no raw newline).
+func (encoder) Next(payload []byte) []byte {
+	return eventNext(payload)
 }
 
 // Error is a terminal error: graphql-sse has no error event, so it is a next carrying the

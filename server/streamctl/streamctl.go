@@ -6,7 +6,8 @@
 // ends a slow subscription, so the client resumes with `after` and misses nothing.
 //
 // It also lets identical subscriptions share work: the transport renders an item once per
-// distinct operation (same document and variables) and keeps the bytes in a RenderCache; a
+// distinct operation (same document and variables) and keeps the encoded response payload in a
+// RenderCache; a
 // resolver that finds an item already rendered hands the bytes over in the Item instead of
 // sending the value through gqlgen, which then executes nothing for that subscriber.
 package streamctl
@@ -25,8 +26,9 @@ type Item struct {
 	Replay bool
 	// Key identifies the item for the render cache (0: not cacheable).
 	Key int64
-	// Data is the item's rendered response data when the resolver found it in the cache; the
-	// resolver then does not send the value on its channel.
+	// Data is the item's rendering when the resolver found it in the cache (opaque bytes: the
+	// transport's encoded response payload); the resolver then does not send the value on its
+	// channel.
 	Data []byte
 }
 

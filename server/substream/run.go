@@ -2,6 +2,7 @@ package substream
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -16,8 +17,11 @@ import (
 // Encoder turns an operation's responses into a transport's wire frames. Its methods are
 // called from Run's goroutine only.
 type Encoder interface {
-	// Next encodes a response that continues the stream.
-	Next(resp *graphql.Response) []byte
+	// Next encodes a response that continues the stream. payload is the response as JSON
+	// (see Payload); it may be shared by every subscriber of the same operation, so Next must
+	// not modify it. Next is on the path of every frame of every subscriber: it should only
+	// concatenate.
+	Next(payload []byte) []byte
 	// Error encodes a terminal error: the operation ends with it and nothing follows.
 	Error(errs gqlerror.List) []byte
 	// Complete encodes the normal end of the stream; nil sends nothing.
@@ -66,18 +70,25 @@ func Run(ctx context.Context, exec graphql.GraphExecutor, op *graphql.OperationC
 			}
 			var frame []byte
 			if it.Data != nil {
-				frame = enc.Next(&graphql.Response{Data: it.Data})
+				// Rendered (as a whole payload) for another subscriber of the operation.
+				frame = enc.Next(it.Data)
 			} else {
 				resp := responses(rctx)
 				if resp == nil {
 					break
 				}
-				if len(resp.Errors) == 0 {
-					tracker.Store(it.Key, resp.Data)
-				}
 				// The response's data lives in a buffer the executor reuses on the next call,
-				// so the frame is encoded before asking for another response.
-				frame = enc.Next(resp)
+				// so the payload is encoded before asking for another response.
+				payload := Payload(resp)
+				if len(resp.Errors) == 0 {
+					shared := payload
+					if len(resp.Extensions) > 0 || resp.Label != "" || resp.Path != nil || resp.HasNext != nil {
+						// The others get the data alone, not this execution's extras.
+						shared = Payload(&graphql.Response{Data: resp.Data})
+					}
+					tracker.Store(it.Key, shared)
+				}
+				frame = enc.Next(payload)
 			}
 			if err := q.Push(ctx, Frame{Data: frame, Cursor: it.Cursor}, it.Replay); err != nil {
 				return
@@ -95,11 +106,22 @@ func Run(ctx context.Context, exec graphql.GraphExecutor, op *graphql.OperationC
 			q.Finish(enc.Error(resp.Errors))
 			return
 		}
-		if err := q.Push(ctx, Frame{Data: enc.Next(resp)}, false); err != nil {
+		if err := q.Push(ctx, Frame{Data: enc.Next(Payload(resp))}, false); err != nil {
 			return
 		}
 	}
 	q.Finish(enc.Complete())
+}
+
+// Payload encodes a response as the JSON payload of a next frame ({"data":…}, with errors or
+// extensions when it has them). A response that cannot be encoded (a bug in a scalar) becomes
+// an internal error.
+func Payload(resp *graphql.Response) []byte {
+	payload, err := json.Marshal(resp)
+	if err != nil {
+		payload, _ = json.Marshal(graphql.Response{Errors: gqlerror.List{InternalError()}})
+	}
+	return payload
 }
 
 // InternalError is the error shown for failures whose details are only logged.

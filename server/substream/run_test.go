@@ -18,9 +18,8 @@ import (
 // textEncoder makes frames that are easy to assert on.
 type textEncoder struct{}
 
-func (textEncoder) Next(resp *graphql.Response) []byte {
-	b, _ := json.Marshal(resp)
-	return append([]byte("next "), b...)
+func (textEncoder) Next(payload []byte) []byte {
+	return append([]byte("next "), payload...)
 }
 
 func (textEncoder) Error(errs gqlerror.List) []byte {

@@ -29,7 +29,8 @@ type conn struct {
 	t      *Transport
 	log    *slog.Logger
 	ws     *websocket.Conn
-	net    net.Conn
+	net    net.Conn   // the socket itself
+	batch  *batchConn // between gorilla and net: the writer's batches of frames
 	exec   graphql.GraphExecutor
 	header http.Header
 	legacy bool
@@ -64,13 +65,14 @@ type operation struct {
 	q      *substream.Queue
 }
 
-func newConn(t *Transport, ws *websocket.Conn, r *http.Request, exec graphql.GraphExecutor) *conn {
+func newConn(t *Transport, ws *websocket.Conn, r *http.Request, exec graphql.GraphExecutor, batch *batchConn) *conn {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	c := &conn{
 		t:          t,
 		log:        t.log.With("remote", r.RemoteAddr, "subprotocol", ws.Subprotocol()),
 		ws:         ws,
-		net:        ws.NetConn(),
+		net:        batch.Conn,
+		batch:      batch,
 		exec:       exec,
 		header:     r.Header,
 		legacy:     ws.Subprotocol() == ProtocolLegacyWS,
@@ -316,9 +318,22 @@ func (c *conn) heartbeat() bool {
 // must not starve pings and authentication rechecks.
 const flushBatch = 64
 
-// flush writes what is pending, up to flushBatch frames (then it wakes itself up again). It
-// returns false when the writer must exit: the socket failed, or the close frame has been sent.
+// flush writes what is pending, up to flushBatch frames (then it wakes itself up again), with
+// as few write(2) calls as the batchConn manages. It returns false when the writer must exit:
+// the socket failed, or the close frame has been sent.
 func (c *conn) flush() bool {
+	c.batch.hold()
+	ok := c.flushFrames()
+	if err := c.batch.release(); err != nil {
+		c.log.Debug("websocket write failed; dropping it", "err", err)
+		c.kill()
+		return false
+	}
+	return ok
+}
+
+// flushFrames is flush's work, inside one batch.
+func (c *conn) flushFrames() bool {
 	for n := 0; ; n++ {
 		if n == flushBatch {
 			c.signal()

@@ -281,7 +281,7 @@ func (c *conn) subscribe(id string, params *graphql.RawParams, legacy bool) {
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 	ctx, cancel := context.WithCancel(graphql.StartOperationTrace(base))
 	op := &operation{id: id, cancel: cancel}
-	enc := &encoder{id: id, legacy: legacy}
+	enc := newEncoder(id, legacy)
 	op.q = substream.NewQueue(c.t.cfg.QueueSize, &c.t.stats, func() { c.schedule(op) })
 	c.mu.Lock()
 	c.ops[id] = op
@@ -321,19 +321,26 @@ func (c *conn) stopOperation(id string, final []byte) {
 type encoder struct {
 	id     string
 	legacy bool
+	// nextPrefix is `{"id":<id>,"type":"next","payload":` (type data for legacy), built once
+	// per operation: a next frame is then this, the shared payload and `}`.
+	nextPrefix []byte
 }
 
-func (e *encoder) Next(resp *graphql.Response) []byte {
-	payload, err := json.Marshal(resp)
-	if err != nil {
-		// A response is plain data; failing to marshal it is a bug in a scalar.
-		payload, _ = json.Marshal(graphql.Response{Errors: gqlerror.List{substream.InternalError()}})
-	}
+func newEncoder(id string, legacy bool) *encoder {
 	typ := typeNext
-	if e.legacy {
+	if legacy {
 		typ = typeData
 	}
-	return encodeMessage(typ, &e.id, payload)
+	m := encodeMessage(typ, &id, []byte{})
+	return &encoder{id: id, legacy: legacy, nextPrefix: m[:len(m)-1]}
+}
+
+// Next frames a payload encoded by substream.Payload.
+func (e *encoder) Next(payload []byte) []byte {
+	b := make([]byte, 0, len(e.nextPrefix)+len(payload)+1)
+	b = append(b, e.nextPrefix...)
+	b = append(b, payload...)
+	return append(b, '}')
 }
 
 func (e *encoder) Error(errs gqlerror.List) []byte {

@@ -15,6 +15,7 @@ package wsgraphql
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -138,6 +139,8 @@ type Transport struct {
 	ops      atomic.Int64
 	// render shares item renderings among subscriptions of the same operation.
 	render *streamctl.RenderCache
+	// batchBufs holds the buffers of batchConns between batches, so an idle socket has none.
+	batchBufs sync.Pool
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -180,13 +183,18 @@ func (t *Transport) Supports(r *http.Request) bool {
 // the connection to end. Operations run in a context with the request context's values but
 // not its cancellation (which comes when Do returns).
 func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	ws, err := t.upgrader.Upgrade(w, r, nil)
+	var batch *batchConn
+	hw := hijackWriter{ResponseWriter: w, wrap: func(nc net.Conn) net.Conn {
+		batch = newBatchConn(nc, &t.batchBufs)
+		return batch
+	}}
+	ws, err := t.upgrader.Upgrade(hw, r, nil)
 	if err != nil {
 		// The upgrader has already answered with an HTTP error.
 		t.log.Debug("websocket upgrade refused", "err", err)
 		return
 	}
-	c := newConn(t, ws, r, exec)
+	c := newConn(t, ws, r, exec, batch)
 	registered := t.register(c)
 	// The connection runs on its own goroutines, owned by t (Shutdown ends them): returning
 	// frees the HTTP server's per-connection state, which is most of an idle socket's cost.
