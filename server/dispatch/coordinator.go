@@ -45,15 +45,18 @@ func (d *Dispatcher) run(ctx context.Context) {
 	defer renew.Stop()
 
 	quitting := false
-	claimNow := true
+	// claimNow refills the lanes known to have more; discover also looks for deliveries of
+	// other webhooks, which costs a read past those lanes' backlogs, so it runs only when
+	// something new may be due (a wake, a retry's time, the poll) or the last look was cut short.
+	claimNow, discover := true, true
 	for {
 		if quitting {
 			if len(d.co.inflight) == 0 {
 				return
 			}
 		} else if claimNow {
-			claimNow = false
-			d.claim()
+			d.claim(discover)
+			claimNow, discover = false, false
 		}
 		var quitCh, ctxDone <-chan struct{}
 		if !quitting {
@@ -64,12 +67,12 @@ func (d *Dispatcher) run(ctx context.Context) {
 			d.record(d.collect(r))
 			claimNow = claimNow || d.wantsClaim()
 		case <-d.wake:
-			claimNow = true
+			claimNow, discover = true, true
 		case <-d.co.due.C:
 			d.co.dueAt = time.Time{}
-			claimNow = true
+			claimNow, discover = true, true
 		case <-poll.C:
-			claimNow = true
+			claimNow, discover = true, true
 			d.prune()
 		case <-renew.C:
 			d.renew()
@@ -115,9 +118,61 @@ func (d *Dispatcher) wantsClaim() bool {
 	return false
 }
 
-// claim takes due deliveries up to the budgets and starts a job for each.
-func (d *Dispatcher) claim() {
+// claim takes due deliveries up to the budgets and starts a job for each. Lanes known to have
+// more are refilled first, each with its own query on (webhook_id, status, next_attempt_at), which
+// reads only that webhook's rows. With discover (or when the last look was cut short), it then
+// looks for due deliveries of the other webhooks.
+func (d *Dispatcher) claim(discover bool) {
 	ctx := d.dbCtx
+	now := time.Now().UTC()
+	for _, l := range d.co.lanes {
+		room := d.laneLimit(l) - l.claimed
+		if !l.backlog || room <= 0 {
+			continue
+		}
+		free := d.claimBudget - len(d.co.inflight)
+		if free <= 0 {
+			break // the lanes keep their backlog and are refilled as results come in
+		}
+		want := min(room, free)
+		cands, err := d.client.Delivery.Query().
+			Where(append(d.duePredicates(now), delivery.WebhookID(l.id))...).
+			Order(delivery.ByNextAttemptAt(), delivery.ByID()).Limit(want).All(ctx)
+		if err != nil {
+			d.logDBError("find due deliveries", err)
+			return
+		}
+		l.backlog = len(cands) == want
+		picked := make([]*ent.Delivery, 0, len(cands))
+		for _, c := range cands {
+			if _, mine := d.co.inflight[c.ID]; !mine { // our lease ran out but our request is still running
+				picked = append(picked, c)
+			}
+		}
+		if len(picked) > 0 {
+			if err := d.take(ctx, now, picked); err != nil {
+				d.logDBError("claim deliveries", err)
+				return
+			}
+		}
+	}
+	if discover || d.co.backlog {
+		d.discover(ctx)
+	}
+}
+
+// duePredicates match the deliveries that may be claimed at now.
+func (d *Dispatcher) duePredicates(now time.Time) []predicate.Delivery {
+	return []predicate.Delivery{
+		delivery.StatusEQ(delivery.StatusPENDING),
+		delivery.Or(delivery.NextAttemptAtIsNil(), delivery.NextAttemptAtLTE(now)),
+		delivery.Or(delivery.ClaimedUntilIsNil(), delivery.ClaimedUntilLT(now)),
+		delivery.HasWebhookWith(webhook.IsActive(true)),
+	}
+}
+
+// discover takes due deliveries of any webhook in due order, leaving out the saturated ones.
+func (d *Dispatcher) discover(ctx context.Context) {
 	for range 64 { // each round fills or saturates lanes; the bound only guards against surprises
 		free := d.claimBudget - len(d.co.inflight)
 		if free <= 0 {
@@ -125,12 +180,7 @@ func (d *Dispatcher) claim() {
 			return
 		}
 		now := time.Now().UTC()
-		preds := []predicate.Delivery{
-			delivery.StatusEQ(delivery.StatusPENDING),
-			delivery.Or(delivery.NextAttemptAtIsNil(), delivery.NextAttemptAtLTE(now)),
-			delivery.Or(delivery.ClaimedUntilIsNil(), delivery.ClaimedUntilLT(now)),
-			delivery.HasWebhookWith(webhook.IsActive(true)),
-		}
+		preds := d.duePredicates(now)
 		// Saturated webhooks are left out, so that one webhook's backlog cannot fill every
 		// batch and starve the others.
 		var saturated []int

@@ -431,7 +431,7 @@ func (d *Dispatcher) updateDelivery(ctx context.Context, tx *ent.Tx, u deliveryU
 // fence matches deliveries still PENDING under this instance's claim with the given lease.
 func (d *Dispatcher) fence(claimedUntil time.Time) predicate.Delivery {
 	return delivery.And(
-		delivery.StatusEQ(delivery.StatusPENDING),
+		pendingNotIndexed,
 		delivery.ClaimedBy(d.cfg.InstanceID),
 		delivery.ClaimedUntil(claimedUntil),
 	)
@@ -528,4 +528,17 @@ func formatPeriod(p time.Duration) string {
 		return fmt.Sprintf("%d days", p/day)
 	}
 	return p.String()
+}
+
+// pendingNotIndexed is status = 'PENDING' written so that SQLite does not use an index for it.
+// Fenced UPDATEs name their rows by id; without table statistics, SQLite's planner would
+// otherwise walk the (status, next_attempt_at) index through every pending delivery, which
+// made recording a batch cost as much as the backlog is long.
+func pendingNotIndexed(s *sql.Selector) {
+	s.Where(sql.P(func(b *sql.Builder) {
+		if b.Dialect() == dialect.SQLite {
+			b.WriteString("+")
+		}
+		b.WriteString(s.C(delivery.FieldStatus)).WriteOp(sql.OpEQ).Arg(delivery.StatusPENDING.String())
+	}))
 }
