@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/eventgate/eventgate/ent"
+	"github.com/eventgate/eventgate/ent/delivery"
+	"github.com/eventgate/eventgate/ent/webhook"
 	"github.com/eventgate/eventgate/graph/model"
 	"github.com/eventgate/eventgate/server/apperr"
 	"github.com/eventgate/eventgate/server/auth"
@@ -55,7 +57,7 @@ func (r *Resolver) publish(ctx context.Context, inputs []*model.PublishEventInpu
 }
 
 // deliveryPage lists deliveries visible to the caller.
-func (r *Resolver) deliveryPage(ctx context.Context, f webhooks.DeliveryFilter, status *model.DeliveryStatus, limit, offset *int) (*model.DeliveryPage, error) {
+func (r *Resolver) deliveryPage(ctx context.Context, f webhooks.DeliveryFilter, status *delivery.Status, limit, offset *int) (*model.DeliveryPage, error) {
 	l, o, err := webhooks.ValidatePage(limit, offset)
 	if err != nil {
 		return nil, err
@@ -144,7 +146,7 @@ func updateInput(in map[string]any) (webhooks.UpdateInput, error) {
 				return u, apperr.BadInput(field, "must not be null")
 			}
 		case "payloadFormat":
-			f, _ := v.(*model.PayloadFormat)
+			f, _ := v.(*webhook.PayloadFormat)
 			if f == nil {
 				return u, apperr.BadInput(field, "must not be null")
 			}

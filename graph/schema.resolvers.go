@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/eventgate/eventgate/ent"
+	"github.com/eventgate/eventgate/ent/webhook"
+	"github.com/eventgate/eventgate/ent/delivery"
 	"github.com/eventgate/eventgate/graph/generated"
 	"github.com/eventgate/eventgate/graph/model"
 	"github.com/eventgate/eventgate/graph/scalar"
@@ -46,11 +48,6 @@ func (r *deliveryResolver) Event(ctx context.Context, obj *ent.Delivery) (*ent.E
 	return r.Client.Event.Get(ctx, obj.EventID)
 }
 
-// Status is the resolver for the status field.
-func (r *deliveryResolver) Status(ctx context.Context, obj *ent.Delivery) (model.DeliveryStatus, error) {
-	return model.DeliveryStatus(obj.Status), nil
-}
-
 // Attempts is the resolver for the attempts field.
 func (r *deliveryResolver) Attempts(ctx context.Context, obj *ent.Delivery) ([]*ent.DeliveryAttempt, error) {
 	return r.WebhookService.Attempts(ctx, obj)
@@ -67,15 +64,6 @@ func (r *deliveryAttemptResolver) ResponseHeaders(ctx context.Context, obj *ent.
 		return nil, nil
 	}
 	return json.Marshal(obj.ResponseHeaders)
-}
-
-// ErrorCode is the resolver for the errorCode field.
-func (r *deliveryAttemptResolver) ErrorCode(ctx context.Context, obj *ent.DeliveryAttempt) (*model.DeliveryErrorCode, error) {
-	if obj.ErrorCode == nil {
-		return nil, nil
-	}
-	code := model.DeliveryErrorCode(*obj.ErrorCode)
-	return &code, nil
 }
 
 // Cursor is the resolver for the cursor field.
@@ -102,7 +90,7 @@ func (r *mutationResolver) CreateWebhook(ctx context.Context, input model.Create
 		Secret:             input.Secret,
 		Description:        input.Description,
 		IsActive:           valueOr(input.IsActive, true),
-		PayloadFormat:      string(valueOr(input.PayloadFormat, model.PayloadFormatStandard)),
+		PayloadFormat:      string(valueOr(input.PayloadFormat, webhook.PayloadFormatSTANDARD)),
 		TimeoutSeconds:     valueOr(input.TimeoutSeconds, 15),
 		CustomHeaders:      input.CustomHeaders,
 		RateLimitPerSecond: input.RateLimitPerSecond,
@@ -266,7 +254,7 @@ func (r *queryResolver) WebhookStats(ctx context.Context, since *time.Time) (*we
 }
 
 // Deliveries is the resolver for the deliveries field.
-func (r *queryResolver) Deliveries(ctx context.Context, webhookID *string, status *model.DeliveryStatus, eventType *string, since *time.Time, until *time.Time, limit *int, offset *int) (*model.DeliveryPage, error) {
+func (r *queryResolver) Deliveries(ctx context.Context, webhookID *string, status *delivery.Status, eventType *string, since *time.Time, until *time.Time, limit *int, offset *int) (*model.DeliveryPage, error) {
 	f := webhooks.DeliveryFilter{EventType: eventType, Since: since, Until: until}
 	if webhookID != nil {
 		wid, ok := parseID(*webhookID)
@@ -404,12 +392,9 @@ func (r *subscriptionResolver) DeliveryUpdated(ctx context.Context, webhookID *s
 
 // HasSecret is the resolver for the hasSecret field.
 func (r *webhookResolver) HasSecret(ctx context.Context, obj *ent.Webhook) (bool, error) {
-	return len(obj.SecretCiphertext) > 0, nil
-}
-
-// PayloadFormat is the resolver for the payloadFormat field.
-func (r *webhookResolver) PayloadFormat(ctx context.Context, obj *ent.Webhook) (model.PayloadFormat, error) {
-	return model.PayloadFormat(obj.PayloadFormat), nil
+	// Every webhook has a secret (created with one, changed only by rotation); lists do not
+	// load the sealed value.
+	return true, nil
 }
 
 // CustomHeaders is the resolver for the customHeaders field.
@@ -418,7 +403,7 @@ func (r *webhookResolver) CustomHeaders(ctx context.Context, obj *ent.Webhook) (
 }
 
 // Deliveries is the resolver for the deliveries field.
-func (r *webhookResolver) Deliveries(ctx context.Context, obj *ent.Webhook, status *model.DeliveryStatus, limit *int, offset *int) (*model.DeliveryPage, error) {
+func (r *webhookResolver) Deliveries(ctx context.Context, obj *ent.Webhook, status *delivery.Status, limit *int, offset *int) (*model.DeliveryPage, error) {
 	return r.deliveryPage(ctx, webhooks.DeliveryFilter{WebhookID: &obj.ID}, status, limit, offset)
 }
 

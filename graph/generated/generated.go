@@ -16,6 +16,9 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/eventgate/eventgate/ent"
+	"github.com/eventgate/eventgate/ent/delivery"
+	"github.com/eventgate/eventgate/ent/deliveryattempt"
+	"github.com/eventgate/eventgate/ent/webhook"
 	"github.com/eventgate/eventgate/graph/model"
 	"github.com/eventgate/eventgate/graph/scalar"
 	"github.com/eventgate/eventgate/server/webhooks"
@@ -163,7 +166,7 @@ type ComplexityRoot struct {
 
 	Query struct {
 		APITokens    func(childComplexity int) int
-		Deliveries   func(childComplexity int, webhookID *string, status *model.DeliveryStatus, eventType *string, since *time.Time, until *time.Time, limit *int, offset *int) int
+		Deliveries   func(childComplexity int, webhookID *string, status *delivery.Status, eventType *string, since *time.Time, until *time.Time, limit *int, offset *int) int
 		Delivery     func(childComplexity int, id string) int
 		Event        func(childComplexity int, id string) int
 		EventTypes   func(childComplexity int) int
@@ -233,7 +236,7 @@ type ComplexityRoot struct {
 	Webhook struct {
 		CreatedAt          func(childComplexity int) int
 		CustomHeaders      func(childComplexity int) int
-		Deliveries         func(childComplexity int, status *model.DeliveryStatus, limit *int, offset *int) int
+		Deliveries         func(childComplexity int, status *delivery.Status, limit *int, offset *int) int
 		Description        func(childComplexity int) int
 		DisabledReason     func(childComplexity int) int
 		EventTypes         func(childComplexity int) int
@@ -293,16 +296,12 @@ type DeliveryResolver interface {
 	Webhook(ctx context.Context, obj *ent.Delivery) (*ent.Webhook, error)
 	Event(ctx context.Context, obj *ent.Delivery) (*ent.Event, error)
 
-	Status(ctx context.Context, obj *ent.Delivery) (model.DeliveryStatus, error)
-
 	Attempts(ctx context.Context, obj *ent.Delivery) ([]*ent.DeliveryAttempt, error)
 }
 type DeliveryAttemptResolver interface {
 	RequestHeaders(ctx context.Context, obj *ent.DeliveryAttempt) (json.RawMessage, error)
 
 	ResponseHeaders(ctx context.Context, obj *ent.DeliveryAttempt) (json.RawMessage, error)
-
-	ErrorCode(ctx context.Context, obj *ent.DeliveryAttempt) (*model.DeliveryErrorCode, error)
 }
 type EventResolver interface {
 	Cursor(ctx context.Context, obj *ent.Event) (scalar.Cursor, error)
@@ -328,7 +327,7 @@ type QueryResolver interface {
 	Webhooks(ctx context.Context, eventType *string, isActive *bool, limit *int, offset *int) (*model.WebhookPage, error)
 	Webhook(ctx context.Context, id string) (*ent.Webhook, error)
 	WebhookStats(ctx context.Context, since *time.Time) (*webhooks.Stats, error)
-	Deliveries(ctx context.Context, webhookID *string, status *model.DeliveryStatus, eventType *string, since *time.Time, until *time.Time, limit *int, offset *int) (*model.DeliveryPage, error)
+	Deliveries(ctx context.Context, webhookID *string, status *delivery.Status, eventType *string, since *time.Time, until *time.Time, limit *int, offset *int) (*model.DeliveryPage, error)
 	Delivery(ctx context.Context, id string) (*ent.Delivery, error)
 	Events(ctx context.Context, types []string, after *scalar.Cursor, first *int) (*model.EventConnection, error)
 	Event(ctx context.Context, id string) (*ent.Event, error)
@@ -342,11 +341,10 @@ type SubscriptionResolver interface {
 }
 type WebhookResolver interface {
 	HasSecret(ctx context.Context, obj *ent.Webhook) (bool, error)
-	PayloadFormat(ctx context.Context, obj *ent.Webhook) (model.PayloadFormat, error)
 
 	CustomHeaders(ctx context.Context, obj *ent.Webhook) (json.RawMessage, error)
 
-	Deliveries(ctx context.Context, obj *ent.Webhook, status *model.DeliveryStatus, limit *int, offset *int) (*model.DeliveryPage, error)
+	Deliveries(ctx context.Context, obj *ent.Webhook, status *delivery.Status, limit *int, offset *int) (*model.DeliveryPage, error)
 	Stats(ctx context.Context, obj *ent.Webhook, since *time.Time) (*webhooks.Stats, error)
 }
 
@@ -907,7 +905,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.Deliveries(childComplexity, args["webhookId"].(*string), args["status"].(*model.DeliveryStatus), args["eventType"].(*string), args["since"].(*time.Time), args["until"].(*time.Time), args["limit"].(*int), args["offset"].(*int)), true
+		return e.ComplexityRoot.Query.Deliveries(childComplexity, args["webhookId"].(*string), args["status"].(*delivery.Status), args["eventType"].(*string), args["since"].(*time.Time), args["until"].(*time.Time), args["limit"].(*int), args["offset"].(*int)), true
 	case "Query.delivery":
 		if e.ComplexityRoot.Query.Delivery == nil {
 			break
@@ -1254,7 +1252,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Webhook.Deliveries(childComplexity, args["status"].(*model.DeliveryStatus), args["limit"].(*int), args["offset"].(*int)), true
+		return e.ComplexityRoot.Webhook.Deliveries(childComplexity, args["status"].(*delivery.Status), args["limit"].(*int), args["offset"].(*int)), true
 	case "Webhook.description":
 		if e.ComplexityRoot.Webhook.Description == nil {
 			break
@@ -2872,8 +2870,8 @@ func (ec *executionContext) field_Query_deliveries_args(ctx context.Context, raw
 	}
 	args["webhookId"] = arg0
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "status",
-		func(ctx context.Context, v any) (*model.DeliveryStatus, error) {
-			return ec.unmarshalODeliveryStatus2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐDeliveryStatus(ctx, v)
+		func(ctx context.Context, v any) (*delivery.Status, error) {
+			return ec.unmarshalODeliveryStatus2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋdeliveryᚐStatus(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3086,8 +3084,8 @@ func (ec *executionContext) field_Webhook_deliveries_args(ctx context.Context, r
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "status",
-		func(ctx context.Context, v any) (*model.DeliveryStatus, error) {
-			return ec.unmarshalODeliveryStatus2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐDeliveryStatus(ctx, v)
+		func(ctx context.Context, v any) (*delivery.Status, error) {
+			return ec.unmarshalODeliveryStatus2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋdeliveryᚐStatus(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3636,18 +3634,18 @@ func (ec *executionContext) _Delivery_status(ctx context.Context, field graphql.
 			return ec.fieldContext_Delivery_status(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Delivery().Status(ctx, obj)
+			return obj.Status, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v model.DeliveryStatus) graphql.Marshaler {
-			return ec.marshalNDeliveryStatus2githubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐDeliveryStatus(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v delivery.Status) graphql.Marshaler {
+			return ec.marshalNDeliveryStatus2githubᚗcomᚋeventgateᚋeventgateᚋentᚋdeliveryᚐStatus(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_Delivery_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Delivery", field, true, true, "DeliveryStatus")
+	return graphql.NewScalarFieldContext("Delivery", field, false, false, "DeliveryStatus")
 }
 
 func (ec *executionContext) _Delivery_attemptCount(ctx context.Context, field graphql.CollectedField, obj *ent.Delivery) (ret graphql.Marshaler) {
@@ -3990,18 +3988,18 @@ func (ec *executionContext) _DeliveryAttempt_errorCode(ctx context.Context, fiel
 			return ec.fieldContext_DeliveryAttempt_errorCode(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.DeliveryAttempt().ErrorCode(ctx, obj)
+			return obj.ErrorCode, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.DeliveryErrorCode) graphql.Marshaler {
-			return ec.marshalODeliveryErrorCode2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐDeliveryErrorCode(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *deliveryattempt.ErrorCode) graphql.Marshaler {
+			return ec.marshalODeliveryErrorCode2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋdeliveryattemptᚐErrorCode(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_DeliveryAttempt_errorCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DeliveryAttempt", field, true, true, "DeliveryErrorCode")
+	return graphql.NewScalarFieldContext("DeliveryAttempt", field, false, false, "DeliveryErrorCode")
 }
 
 func (ec *executionContext) _DeliveryAttempt_errorMessage(ctx context.Context, field graphql.CollectedField, obj *ent.DeliveryAttempt) (ret graphql.Marshaler) {
@@ -5400,7 +5398,7 @@ func (ec *executionContext) _Query_deliveries(ctx context.Context, field graphql
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Deliveries(ctx, fc.Args["webhookId"].(*string), fc.Args["status"].(*model.DeliveryStatus), fc.Args["eventType"].(*string), fc.Args["since"].(*time.Time), fc.Args["until"].(*time.Time), fc.Args["limit"].(*int), fc.Args["offset"].(*int))
+			return ec.Resolvers.Query().Deliveries(ctx, fc.Args["webhookId"].(*string), fc.Args["status"].(*delivery.Status), fc.Args["eventType"].(*string), fc.Args["since"].(*time.Time), fc.Args["until"].(*time.Time), fc.Args["limit"].(*int), fc.Args["offset"].(*int))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.DeliveryPage) graphql.Marshaler {
@@ -6824,18 +6822,18 @@ func (ec *executionContext) _Webhook_payloadFormat(ctx context.Context, field gr
 			return ec.fieldContext_Webhook_payloadFormat(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Webhook().PayloadFormat(ctx, obj)
+			return obj.PayloadFormat, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v model.PayloadFormat) graphql.Marshaler {
-			return ec.marshalNPayloadFormat2githubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐPayloadFormat(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v webhook.PayloadFormat) graphql.Marshaler {
+			return ec.marshalNPayloadFormat2githubᚗcomᚋeventgateᚋeventgateᚋentᚋwebhookᚐPayloadFormat(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_Webhook_payloadFormat(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Webhook", field, true, true, "PayloadFormat")
+	return graphql.NewScalarFieldContext("Webhook", field, false, false, "PayloadFormat")
 }
 
 func (ec *executionContext) _Webhook_timeoutSeconds(ctx context.Context, field graphql.CollectedField, obj *ent.Webhook) (ret graphql.Marshaler) {
@@ -7055,7 +7053,7 @@ func (ec *executionContext) _Webhook_deliveries(ctx context.Context, field graph
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Webhook().Deliveries(ctx, obj, fc.Args["status"].(*model.DeliveryStatus), fc.Args["limit"].(*int), fc.Args["offset"].(*int))
+			return ec.Resolvers.Webhook().Deliveries(ctx, obj, fc.Args["status"].(*delivery.Status), fc.Args["limit"].(*int), fc.Args["offset"].(*int))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.DeliveryPage) graphql.Marshaler {
@@ -8741,7 +8739,7 @@ func (ec *executionContext) unmarshalInputCreateWebhookInput(ctx context.Context
 			it.IsActive = data
 		case "payloadFormat":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("payloadFormat"))
-			data, err := ec.unmarshalOPayloadFormat2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐPayloadFormat(ctx, v)
+			data, err := ec.unmarshalOPayloadFormat2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋwebhookᚐPayloadFormat(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -8903,7 +8901,7 @@ func (ec *executionContext) unmarshalInputUpdateWebhookInput(ctx context.Context
 			it["isActive"] = data
 		case "payloadFormat":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("payloadFormat"))
-			data, err := ec.unmarshalOPayloadFormat2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐPayloadFormat(ctx, v)
+			data, err := ec.unmarshalOPayloadFormat2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋwebhookᚐPayloadFormat(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -9207,11 +9205,10 @@ func (ec *executionContext) _Delivery(ctx context.Context, sel ast.SelectionSet,
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "status":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Delivery_status(ctx, field, obj)
-				})
+			out.Values[i] = ec._Delivery_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "attemptCount":
 			out.Values[i] = ec._Delivery_attemptCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -9314,11 +9311,10 @@ func (ec *executionContext) _DeliveryAttempt(ctx context.Context, sel ast.Select
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "errorCode":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._DeliveryAttempt_errorCode(ctx, field, obj)
-				})
+			out.Values[i] = ec._DeliveryAttempt_errorCode(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "errorMessage":
 			out.Values[i] = ec._DeliveryAttempt_errorMessage(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -10305,11 +10301,10 @@ func (ec *executionContext) _Webhook(ctx context.Context, sel ast.SelectionSet, 
 					return ec._Webhook_hasSecret(ctx, field, obj)
 				})
 		case "payloadFormat":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Webhook_payloadFormat(ctx, field, obj)
-				})
+			out.Values[i] = ec._Webhook_payloadFormat(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "timeoutSeconds":
 			out.Values[i] = ec._Webhook_timeoutSeconds(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -11074,15 +11069,33 @@ func (ec *executionContext) marshalNDeliveryPage2ᚖgithubᚗcomᚋeventgateᚋe
 	return ec._DeliveryPage(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNDeliveryStatus2githubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐDeliveryStatus(ctx context.Context, v any) (model.DeliveryStatus, error) {
-	var res model.DeliveryStatus
-	err := res.UnmarshalGQL(v)
+func (ec *executionContext) unmarshalNDeliveryStatus2githubᚗcomᚋeventgateᚋeventgateᚋentᚋdeliveryᚐStatus(ctx context.Context, v any) (delivery.Status, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNDeliveryStatus2githubᚗcomᚋeventgateᚋeventgateᚋentᚋdeliveryᚐStatus[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNDeliveryStatus2githubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐDeliveryStatus(ctx context.Context, sel ast.SelectionSet, v model.DeliveryStatus) graphql.Marshaler {
-	return v
+func (ec *executionContext) marshalNDeliveryStatus2githubᚗcomᚋeventgateᚋeventgateᚋentᚋdeliveryᚐStatus(ctx context.Context, sel ast.SelectionSet, v delivery.Status) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNDeliveryStatus2githubᚗcomᚋeventgateᚋeventgateᚋentᚋdeliveryᚐStatus[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "DeliveryStatus!")
+	}
+	return res
 }
+
+var (
+	unmarshalNDeliveryStatus2githubᚗcomᚋeventgateᚋeventgateᚋentᚋdeliveryᚐStatus = map[string]delivery.Status{
+		"PENDING": delivery.StatusPENDING,
+		"SUCCESS": delivery.StatusSUCCESS,
+		"FAILED":  delivery.StatusFAILED,
+	}
+	marshalNDeliveryStatus2githubᚗcomᚋeventgateᚋeventgateᚋentᚋdeliveryᚐStatus = map[delivery.Status]string{
+		delivery.StatusPENDING: "PENDING",
+		delivery.StatusSUCCESS: "SUCCESS",
+		delivery.StatusFAILED:  "FAILED",
+	}
+)
 
 func (ec *executionContext) marshalNEvent2ᚕᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚐEventᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.Event) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
@@ -11260,15 +11273,31 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋeventgateᚋevent
 	return ec._PageInfo(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNPayloadFormat2githubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐPayloadFormat(ctx context.Context, v any) (model.PayloadFormat, error) {
-	var res model.PayloadFormat
-	err := res.UnmarshalGQL(v)
+func (ec *executionContext) unmarshalNPayloadFormat2githubᚗcomᚋeventgateᚋeventgateᚋentᚋwebhookᚐPayloadFormat(ctx context.Context, v any) (webhook.PayloadFormat, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNPayloadFormat2githubᚗcomᚋeventgateᚋeventgateᚋentᚋwebhookᚐPayloadFormat[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNPayloadFormat2githubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐPayloadFormat(ctx context.Context, sel ast.SelectionSet, v model.PayloadFormat) graphql.Marshaler {
-	return v
+func (ec *executionContext) marshalNPayloadFormat2githubᚗcomᚋeventgateᚋeventgateᚋentᚋwebhookᚐPayloadFormat(ctx context.Context, sel ast.SelectionSet, v webhook.PayloadFormat) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNPayloadFormat2githubᚗcomᚋeventgateᚋeventgateᚋentᚋwebhookᚐPayloadFormat[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "PayloadFormat!")
+	}
+	return res
 }
+
+var (
+	unmarshalNPayloadFormat2githubᚗcomᚋeventgateᚋeventgateᚋentᚋwebhookᚐPayloadFormat = map[string]webhook.PayloadFormat{
+		"STANDARD": webhook.PayloadFormatSTANDARD,
+		"LEGACY":   webhook.PayloadFormatLEGACY,
+	}
+	marshalNPayloadFormat2githubᚗcomᚋeventgateᚋeventgateᚋentᚋwebhookᚐPayloadFormat = map[webhook.PayloadFormat]string{
+		webhook.PayloadFormatSTANDARD: "STANDARD",
+		webhook.PayloadFormatLEGACY:   "LEGACY",
+	}
+)
 
 func (ec *executionContext) unmarshalNPublishEventInput2githubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐPublishEventInput(ctx context.Context, v any) (model.PublishEventInput, error) {
 	res, err := ec.unmarshalInputPublishEventInput(ctx, v)
@@ -11631,37 +11660,77 @@ func (ec *executionContext) marshalODelivery2ᚖgithubᚗcomᚋeventgateᚋevent
 	return ec._Delivery(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalODeliveryErrorCode2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐDeliveryErrorCode(ctx context.Context, v any) (*model.DeliveryErrorCode, error) {
+func (ec *executionContext) unmarshalODeliveryErrorCode2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋdeliveryattemptᚐErrorCode(ctx context.Context, v any) (*deliveryattempt.ErrorCode, error) {
 	if v == nil {
 		return nil, nil
 	}
-	var res = new(model.DeliveryErrorCode)
-	err := res.UnmarshalGQL(v)
-	return res, graphql.ErrorOnPath(ctx, err)
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalODeliveryErrorCode2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋdeliveryattemptᚐErrorCode[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalODeliveryErrorCode2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐDeliveryErrorCode(ctx context.Context, sel ast.SelectionSet, v *model.DeliveryErrorCode) graphql.Marshaler {
+func (ec *executionContext) marshalODeliveryErrorCode2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋdeliveryattemptᚐErrorCode(ctx context.Context, sel ast.SelectionSet, v *deliveryattempt.ErrorCode) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
-	return v
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalODeliveryErrorCode2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋdeliveryattemptᚐErrorCode[*v])
+	return res
 }
 
-func (ec *executionContext) unmarshalODeliveryStatus2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐDeliveryStatus(ctx context.Context, v any) (*model.DeliveryStatus, error) {
+var (
+	unmarshalODeliveryErrorCode2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋdeliveryattemptᚐErrorCode = map[string]deliveryattempt.ErrorCode{
+		"TIMEOUT":        deliveryattempt.ErrorCodeTIMEOUT,
+		"DNS":            deliveryattempt.ErrorCodeDNS,
+		"CONNECTION":     deliveryattempt.ErrorCodeCONNECTION,
+		"TLS":            deliveryattempt.ErrorCodeTLS,
+		"BLOCKED_TARGET": deliveryattempt.ErrorCodeBLOCKED_TARGET,
+		"REDIRECT":       deliveryattempt.ErrorCodeREDIRECT,
+		"HTTP_STATUS":    deliveryattempt.ErrorCodeHTTP_STATUS,
+	}
+	marshalODeliveryErrorCode2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋdeliveryattemptᚐErrorCode = map[deliveryattempt.ErrorCode]string{
+		deliveryattempt.ErrorCodeTIMEOUT:        "TIMEOUT",
+		deliveryattempt.ErrorCodeDNS:            "DNS",
+		deliveryattempt.ErrorCodeCONNECTION:     "CONNECTION",
+		deliveryattempt.ErrorCodeTLS:            "TLS",
+		deliveryattempt.ErrorCodeBLOCKED_TARGET: "BLOCKED_TARGET",
+		deliveryattempt.ErrorCodeREDIRECT:       "REDIRECT",
+		deliveryattempt.ErrorCodeHTTP_STATUS:    "HTTP_STATUS",
+	}
+)
+
+func (ec *executionContext) unmarshalODeliveryStatus2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋdeliveryᚐStatus(ctx context.Context, v any) (*delivery.Status, error) {
 	if v == nil {
 		return nil, nil
 	}
-	var res = new(model.DeliveryStatus)
-	err := res.UnmarshalGQL(v)
-	return res, graphql.ErrorOnPath(ctx, err)
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalODeliveryStatus2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋdeliveryᚐStatus[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalODeliveryStatus2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐDeliveryStatus(ctx context.Context, sel ast.SelectionSet, v *model.DeliveryStatus) graphql.Marshaler {
+func (ec *executionContext) marshalODeliveryStatus2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋdeliveryᚐStatus(ctx context.Context, sel ast.SelectionSet, v *delivery.Status) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
-	return v
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalODeliveryStatus2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋdeliveryᚐStatus[*v])
+	return res
 }
+
+var (
+	unmarshalODeliveryStatus2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋdeliveryᚐStatus = map[string]delivery.Status{
+		"PENDING": delivery.StatusPENDING,
+		"SUCCESS": delivery.StatusSUCCESS,
+		"FAILED":  delivery.StatusFAILED,
+	}
+	marshalODeliveryStatus2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋdeliveryᚐStatus = map[delivery.Status]string{
+		delivery.StatusPENDING: "PENDING",
+		delivery.StatusSUCCESS: "SUCCESS",
+		delivery.StatusFAILED:  "FAILED",
+	}
+)
 
 func (ec *executionContext) marshalOEvent2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚐEvent(ctx context.Context, sel ast.SelectionSet, v *ent.Event) graphql.Marshaler {
 	if v == nil {
@@ -11766,21 +11835,35 @@ func (ec *executionContext) marshalOJSON2encodingᚋjsonᚐRawMessage(ctx contex
 	return res
 }
 
-func (ec *executionContext) unmarshalOPayloadFormat2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐPayloadFormat(ctx context.Context, v any) (*model.PayloadFormat, error) {
+func (ec *executionContext) unmarshalOPayloadFormat2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋwebhookᚐPayloadFormat(ctx context.Context, v any) (*webhook.PayloadFormat, error) {
 	if v == nil {
 		return nil, nil
 	}
-	var res = new(model.PayloadFormat)
-	err := res.UnmarshalGQL(v)
-	return res, graphql.ErrorOnPath(ctx, err)
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalOPayloadFormat2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋwebhookᚐPayloadFormat[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalOPayloadFormat2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋgraphᚋmodelᚐPayloadFormat(ctx context.Context, sel ast.SelectionSet, v *model.PayloadFormat) graphql.Marshaler {
+func (ec *executionContext) marshalOPayloadFormat2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋwebhookᚐPayloadFormat(ctx context.Context, sel ast.SelectionSet, v *webhook.PayloadFormat) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
-	return v
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalOPayloadFormat2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋwebhookᚐPayloadFormat[*v])
+	return res
 }
+
+var (
+	unmarshalOPayloadFormat2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋwebhookᚐPayloadFormat = map[string]webhook.PayloadFormat{
+		"STANDARD": webhook.PayloadFormatSTANDARD,
+		"LEGACY":   webhook.PayloadFormatLEGACY,
+	}
+	marshalOPayloadFormat2ᚖgithubᚗcomᚋeventgateᚋeventgateᚋentᚋwebhookᚐPayloadFormat = map[webhook.PayloadFormat]string{
+		webhook.PayloadFormatSTANDARD: "STANDARD",
+		webhook.PayloadFormatLEGACY:   "LEGACY",
+	}
+)
 
 func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
 	if v == nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/eventgate/eventgate/ent"
+	"github.com/eventgate/eventgate/ent/webhook"
 	"github.com/eventgate/eventgate/graph/scalar"
 )
 
@@ -55,7 +56,7 @@ type CreateWebhookInput struct {
 	// Whether the webhook starts active.
 	IsActive *bool `json:"isActive,omitempty"`
 	// Shape of request bodies.
-	PayloadFormat *PayloadFormat `json:"payloadFormat,omitempty"`
+	PayloadFormat *webhook.PayloadFormat `json:"payloadFormat,omitempty"`
 	// Per-request timeout in seconds (1–30).
 	TimeoutSeconds *int `json:"timeoutSeconds,omitempty"`
 	// Extra headers (name → value) sent with every request; cannot replace eventgate's own headers.
@@ -299,198 +300,6 @@ type WebhookTest struct {
 }
 
 func (WebhookTest) IsEventData() {}
-
-// Why an attempt failed.
-type DeliveryErrorCode string
-
-const (
-	// The receiver did not answer within the webhook's timeout.
-	DeliveryErrorCodeTimeout DeliveryErrorCode = "TIMEOUT"
-	// The receiver's host name could not be resolved.
-	DeliveryErrorCodeDNS DeliveryErrorCode = "DNS"
-	// The connection could not be opened or was cut.
-	DeliveryErrorCodeConnection DeliveryErrorCode = "CONNECTION"
-	// The TLS handshake failed.
-	DeliveryErrorCodeTLS DeliveryErrorCode = "TLS"
-	// The target address is in a refused network range.
-	DeliveryErrorCodeBlockedTarget DeliveryErrorCode = "BLOCKED_TARGET"
-	// The receiver answered with a redirect, which is not followed.
-	DeliveryErrorCodeRedirect DeliveryErrorCode = "REDIRECT"
-	// The receiver answered with a non-2xx status.
-	DeliveryErrorCodeHTTPStatus DeliveryErrorCode = "HTTP_STATUS"
-)
-
-var AllDeliveryErrorCode = []DeliveryErrorCode{
-	DeliveryErrorCodeTimeout,
-	DeliveryErrorCodeDNS,
-	DeliveryErrorCodeConnection,
-	DeliveryErrorCodeTLS,
-	DeliveryErrorCodeBlockedTarget,
-	DeliveryErrorCodeRedirect,
-	DeliveryErrorCodeHTTPStatus,
-}
-
-func (e DeliveryErrorCode) IsValid() bool {
-	switch e {
-	case DeliveryErrorCodeTimeout, DeliveryErrorCodeDNS, DeliveryErrorCodeConnection, DeliveryErrorCodeTLS, DeliveryErrorCodeBlockedTarget, DeliveryErrorCodeRedirect, DeliveryErrorCodeHTTPStatus:
-		return true
-	}
-	return false
-}
-
-func (e DeliveryErrorCode) String() string {
-	return string(e)
-}
-
-func (e *DeliveryErrorCode) UnmarshalGQL(v any) error {
-	str, ok := v.(string)
-	if !ok {
-		return fmt.Errorf("enums must be strings")
-	}
-
-	*e = DeliveryErrorCode(str)
-	if !e.IsValid() {
-		return fmt.Errorf("%s is not a valid DeliveryErrorCode", str)
-	}
-	return nil
-}
-
-func (e DeliveryErrorCode) MarshalGQL(w io.Writer) {
-	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
-}
-
-func (e *DeliveryErrorCode) UnmarshalJSON(b []byte) error {
-	s, err := strconv.Unquote(string(b))
-	if err != nil {
-		return err
-	}
-	return e.UnmarshalGQL(s)
-}
-
-func (e DeliveryErrorCode) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	e.MarshalGQL(&buf)
-	return buf.Bytes(), nil
-}
-
-// Where a delivery stands.
-type DeliveryStatus string
-
-const (
-	// Not yet delivered; another attempt is due at `nextAttemptAt`.
-	DeliveryStatusPending DeliveryStatus = "PENDING"
-	// The receiver answered with a 2xx status.
-	DeliveryStatusSuccess DeliveryStatus = "SUCCESS"
-	// Every attempt failed; no more are scheduled.
-	DeliveryStatusFailed DeliveryStatus = "FAILED"
-)
-
-var AllDeliveryStatus = []DeliveryStatus{
-	DeliveryStatusPending,
-	DeliveryStatusSuccess,
-	DeliveryStatusFailed,
-}
-
-func (e DeliveryStatus) IsValid() bool {
-	switch e {
-	case DeliveryStatusPending, DeliveryStatusSuccess, DeliveryStatusFailed:
-		return true
-	}
-	return false
-}
-
-func (e DeliveryStatus) String() string {
-	return string(e)
-}
-
-func (e *DeliveryStatus) UnmarshalGQL(v any) error {
-	str, ok := v.(string)
-	if !ok {
-		return fmt.Errorf("enums must be strings")
-	}
-
-	*e = DeliveryStatus(str)
-	if !e.IsValid() {
-		return fmt.Errorf("%s is not a valid DeliveryStatus", str)
-	}
-	return nil
-}
-
-func (e DeliveryStatus) MarshalGQL(w io.Writer) {
-	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
-}
-
-func (e *DeliveryStatus) UnmarshalJSON(b []byte) error {
-	s, err := strconv.Unquote(string(b))
-	if err != nil {
-		return err
-	}
-	return e.UnmarshalGQL(s)
-}
-
-func (e DeliveryStatus) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	e.MarshalGQL(&buf)
-	return buf.Bytes(), nil
-}
-
-// How a webhook request body is shaped.
-type PayloadFormat string
-
-const (
-	// `{"type": …, "timestamp": …, "data": <payload>}` (Standard Webhooks).
-	PayloadFormatStandard PayloadFormat = "STANDARD"
-	// The bare payload, as the old system sent it.
-	PayloadFormatLegacy PayloadFormat = "LEGACY"
-)
-
-var AllPayloadFormat = []PayloadFormat{
-	PayloadFormatStandard,
-	PayloadFormatLegacy,
-}
-
-func (e PayloadFormat) IsValid() bool {
-	switch e {
-	case PayloadFormatStandard, PayloadFormatLegacy:
-		return true
-	}
-	return false
-}
-
-func (e PayloadFormat) String() string {
-	return string(e)
-}
-
-func (e *PayloadFormat) UnmarshalGQL(v any) error {
-	str, ok := v.(string)
-	if !ok {
-		return fmt.Errorf("enums must be strings")
-	}
-
-	*e = PayloadFormat(str)
-	if !e.IsValid() {
-		return fmt.Errorf("%s is not a valid PayloadFormat", str)
-	}
-	return nil
-}
-
-func (e PayloadFormat) MarshalGQL(w io.Writer) {
-	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
-}
-
-func (e *PayloadFormat) UnmarshalJSON(b []byte) error {
-	s, err := strconv.Unquote(string(b))
-	if err != nil {
-		return err
-	}
-	return e.UnmarshalGQL(s)
-}
-
-func (e PayloadFormat) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	e.MarshalGQL(&buf)
-	return buf.Bytes(), nil
-}
 
 // A permission held by an API token. `ADMIN` implies every other scope.
 type Scope string

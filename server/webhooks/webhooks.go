@@ -297,16 +297,32 @@ func (s *Service) List(ctx context.Context, f ListFilter) ([]*ent.Webhook, int, 
 	if err != nil {
 		return nil, 0, fmt.Errorf("count webhooks: %w", err)
 	}
-	items, err := q.Order(ent.Desc(webhook.FieldCreatedAt), ent.Desc(webhook.FieldID)).Limit(f.Limit).Offset(f.Offset).All(ctx)
+	// Secrets stay in the database on reads: they are large, sealed and never shown.
+	items, err := q.Order(ent.Desc(webhook.FieldCreatedAt), ent.Desc(webhook.FieldID)).Limit(f.Limit).Offset(f.Offset).
+		Select(readColumns...).All(ctx)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list webhooks: %w", err)
 	}
 	return items, total, nil
 }
 
+// readColumns are the webhook columns the API shows: everything but the sealed secrets and
+// header values.
+var readColumns = func() []string {
+	var cols []string
+	for _, c := range webhook.Columns {
+		switch c {
+		case webhook.FieldSecretCiphertext, webhook.FieldOldSecrets, webhook.FieldCustomHeadersCiphertext:
+		default:
+			cols = append(cols, c)
+		}
+	}
+	return cols
+}()
+
 // HeaderNames returns the custom header names of a webhook with their values redacted.
 func HeaderNames(w *ent.Webhook) json.RawMessage {
-	if w.CustomHeadersCiphertext == nil {
+	if len(w.CustomHeaderNames) == 0 {
 		return nil
 	}
 	redacted := make(map[string]string, len(w.CustomHeaderNames))
