@@ -99,6 +99,11 @@ type Queue struct {
 	mu      sync.Mutex
 	start   string
 	started bool
+	// direct, when set, takes live pre-rendered items in the emitter's goroutine.
+	direct func(Item) bool
+	// pending counts items handed over the channel and not yet Handled: while any is, a
+	// direct item would overtake it, so it goes over the channel too.
+	pending int
 }
 
 // NewQueue makes a Queue. With cache set, items are looked up in it under the operation's
@@ -128,14 +133,46 @@ func (q *Queue) StartCursor() string {
 	return q.start
 }
 
+// SetDirect makes Emit hand live items that carry Data to f, in the emitter's goroutine,
+// when no earlier item is still being handled: such an item needs no execution, so it skips
+// the hand-over to the consumer's goroutine (one goroutine switch per frame less). f reports
+// false when the stream has ended; Emit then reports false too. Call it before the resolver
+// runs.
+func (q *Queue) SetDirect(f func(Item) bool) {
+	q.mu.Lock()
+	q.direct = f
+	q.mu.Unlock()
+}
+
 // Emit implements Tracker.
 func (q *Queue) Emit(ctx context.Context, it Item) bool {
+	q.mu.Lock()
+	if it.Data != nil && !it.Replay && q.direct != nil && q.pending == 0 {
+		direct := q.direct
+		q.mu.Unlock()
+		// pending is 0 and the resolver emits from one goroutine, so nothing is in flight
+		// that this item could overtake, and Handled has nothing to race with.
+		return direct(it) && ctx.Err() == nil
+	}
+	q.pending++
+	q.mu.Unlock()
 	select {
 	case q.items <- it:
 		return true
 	case <-ctx.Done():
+		q.Handled()
 		return false
 	}
+}
+
+// Handled says the consumer is done with the last item Wait returned: its frame is queued
+// (or the stream ended). Items emitted meanwhile go over the channel, in order.
+func (q *Queue) Handled() {
+	q.mu.Lock()
+	if q.pending > 0 {
+		q.pending--
+	}
+	q.mu.Unlock()
 }
 
 // Rendered implements Tracker.

@@ -15,7 +15,8 @@ import (
 )
 
 // Encoder turns an operation's responses into a transport's wire frames. Its methods are
-// called from Run's goroutine only.
+// never called concurrently: from Run's goroutine, and Next also from the resolver's (see
+// streamctl.Queue.SetDirect).
 type Encoder interface {
 	// Next encodes a response that continues the stream. payload is the response as JSON
 	// (see Payload); it may be shared by every subscriber of the same operation, so Next must
@@ -57,6 +58,14 @@ func Run(ctx context.Context, exec graphql.GraphExecutor, op *graphql.OperationC
 		fingerprint = Fingerprint(op)
 	}
 	tracker := streamctl.NewQueue(cache, fingerprint)
+	if subscription {
+		// A live item rendered for another subscriber becomes a frame in the resolver's
+		// goroutine: nothing to execute, so no hand-over to this one. A full queue ends the
+		// stream (SLOW_CONSUMER) just as below.
+		tracker.SetDirect(func(it streamctl.Item) bool {
+			return q.Push(ctx, Frame{Data: enc.Next(it.Data), Cursor: it.Cursor}, false) == nil
+		})
+	}
 	q.setTracker(tracker)
 	// The tracker must be in the context before dispatch: the subscription resolver runs
 	// inside DispatchOperation and reports its start cursor there.
@@ -90,7 +99,9 @@ func Run(ctx context.Context, exec graphql.GraphExecutor, op *graphql.OperationC
 				}
 				frame = enc.Next(payload)
 			}
-			if err := q.Push(ctx, Frame{Data: frame, Cursor: it.Cursor}, it.Replay); err != nil {
+			err := q.Push(ctx, Frame{Data: frame, Cursor: it.Cursor}, it.Replay)
+			tracker.Handled()
+			if err != nil {
 				return
 			}
 		}
