@@ -251,7 +251,7 @@ func (d *Dispatcher) take(ctx context.Context, now time.Time, picked []*ent.Deli
 	n, err := d.client.Delivery.Update().
 		Where(
 			delivery.IDIn(ids...),
-			delivery.StatusEQ(delivery.StatusPENDING),
+			pendingNotIndexed,
 			delivery.Or(delivery.ClaimedUntilIsNil(), delivery.ClaimedUntilLT(now)),
 		).
 		SetClaimedUntil(until).SetClaimedBy(d.cfg.InstanceID).Save(ctx)
@@ -404,7 +404,7 @@ func (d *Dispatcher) renew() {
 	for start := 0; start < len(ids); start += maxBatch {
 		chunk := ids[start:min(start+maxBatch, len(ids))]
 		err := d.client.Delivery.Update().
-			Where(delivery.IDIn(chunk...), delivery.ClaimedBy(d.cfg.InstanceID), delivery.StatusEQ(delivery.StatusPENDING)).
+			Where(delivery.IDIn(chunk...), delivery.ClaimedBy(d.cfg.InstanceID), pendingNotIndexed).
 			SetClaimedUntil(until).Exec(d.dbCtx)
 		if err != nil {
 			d.logDBError("renew leases", err)
