@@ -295,3 +295,84 @@ func TestSharedRenderingsRespectVariables(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowConsumerEndToEnd: a subscriber that stops reading is dropped with SLOW_CONSUMER and the
+// cursor of the last event it was actually sent, while another subscriber keeps receiving; it
+// resumes from that cursor and ends up with every event, in order, once.
+func TestSlowConsumerEndToEnd(t *testing.T) {
+	eg := servertest.Start(t, func(c *configT) { c.SubscriptionBuffer = 8; c.PublishRate = 1e6; c.PublishBurst = 1e6 })
+	start := string(scalar.CursorFor(0))
+	slow := eg.SlowSubscriber(servertest.AdminToken)
+	// With the payload, so the frames fill the socket's buffers.
+	slow.Subscribe("s", `subscription($after: Cursor) { events(after: $after) { id cursor type payload } }`, map[string]any{"after": start})
+	fast := eg.Subscriber(servertest.AdminToken)
+
+	const batches, size = 24, 500
+	blob := strings.Repeat("x", 1024) // fills the slow socket's kernel buffers sooner
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for b := 0; b < batches; b++ {
+			inputs := make([]map[string]any, size)
+			for i := range inputs {
+				inputs[i] = map[string]any{"type": "user.created", "payload": map[string]any{"user_id": b*size + i, "blob": blob}}
+			}
+			eg.MustGraphQL(servertest.AdminToken, `mutation($in: [PublishEventInput!]!) { publishEvents(inputs: $in) { id } }`, map[string]any{"in": inputs}, nil)
+		}
+	}()
+	// The fast subscriber is not held back by the slow one.
+	fastDone := make(chan []streamedEvent)
+	go func() { fastDone <- follow(t, fast, batches*size, start) }()
+	// The slow one reads again as soon as the server gave up on it (before the write deadline
+	// would drop its socket): it gets what it was sent, then SLOW_CONSUMER.
+	servertest.WaitFor(t, 60*time.Second, "the slow subscriber to be dropped", func() bool {
+		return scrape(t, eg.URL, "eventgate_slow_consumer_drops_total") >= 1
+	})
+	var received []string
+	var resume string
+	for resume == "" {
+		m := slow.Read()
+		switch m.Type {
+		case "next":
+			var p struct{ Data struct{ Events streamedEvent } }
+			_ = json.Unmarshal(m.Payload, &p)
+			received = append(received, p.Data.Events.Cursor)
+		case "error":
+			var errs []struct {
+				Extensions struct{ Code, Cursor string }
+			}
+			_ = json.Unmarshal(m.Payload, &errs)
+			if len(errs) == 0 || errs[0].Extensions.Code != "SLOW_CONSUMER" {
+				t.Fatalf("got error %s, want SLOW_CONSUMER", m.Payload)
+			}
+			resume = errs[0].Extensions.Cursor
+		case "complete":
+			t.Fatal("got complete, want SLOW_CONSUMER: the subscriber never fell behind (raise the load)")
+		}
+	}
+	<-done
+	got := <-fastDone
+	want := allCursors(t, eg, "")
+	if strings.Join(cursorsOf(got), ",") != strings.Join(want, ",") {
+		t.Fatalf("fast subscriber got %d events, want the %d of the log in order", len(got), len(want))
+	}
+	if len(received) == 0 && resume != start {
+		t.Fatalf("no event received, resume cursor %s, want the start cursor %s", resume, start)
+	}
+	if len(received) > 0 && resume != received[len(received)-1] {
+		t.Fatalf("resume cursor %s is not the last event sent (%s)", resume, received[len(received)-1])
+	}
+	rest := follow(t, slow, len(want)-len(received), resume)
+	all := append(received, cursorsOf(rest)...)
+	if strings.Join(all, ",") != strings.Join(want, ",") {
+		t.Fatalf("slow subscriber ended with %d events, want the %d of the log in order", len(all), len(want))
+	}
+}
+
+func cursorsOf(evs []streamedEvent) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.Cursor
+	}
+	return out
+}

@@ -65,6 +65,10 @@ func (s *Service) follow(ctx context.Context, out chan<- *ent.Event, types []str
 			return false
 		}
 	}
+	// History before the stream went live (from `after`) is replay, sent at the client's pace.
+	// Catching up after the stream fell behind live events is live traffic: a client that
+	// stopped reading must end with SLOW_CONSUMER, not stall in catch-up.
+	replay := true
 	for {
 		sub := s.bus.Subscribe(buffer)
 		// Catch up from the log; anything committed after this read is in sub.
@@ -78,7 +82,7 @@ func (s *Service) follow(ctx context.Context, out chan<- *ent.Event, types []str
 				return
 			}
 			for _, e := range page {
-				if !send(e, true) {
+				if !send(e, replay) {
 					sub.Close()
 					return
 				}
@@ -88,6 +92,7 @@ func (s *Service) follow(ctx context.Context, out chan<- *ent.Event, types []str
 			}
 		}
 		// Live. The bus delivers in commit order; events at or before last were already sent.
+		replay = false
 	live:
 		for {
 			select {

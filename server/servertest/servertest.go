@@ -31,6 +31,7 @@ type Instance struct {
 	Config  *config.Config
 	App     *server.App
 	t       testing.TB
+	rcvbuf  int // kernel receive buffer of the next WebSocket dial (0: default)
 }
 
 // Start runs an instance; adjust changes the configuration before it starts.

@@ -2,8 +2,10 @@ package servertest
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,8 +35,28 @@ func (in *Instance) DialWSPath(path string, protocols []string) (*WSClient, *htt
 	return in.dial(path, protocols, nil)
 }
 
+// SlowSubscriber is Subscriber with a tiny kernel receive buffer, so a client that stops
+// reading makes the server's writes block soon (for slow-consumer tests).
+func (in *Instance) SlowSubscriber(token string) *WSClient {
+	in.t.Helper()
+	in.rcvbuf = 4096
+	defer func() { in.rcvbuf = 0 }()
+	return in.Subscriber(token)
+}
+
 func (in *Instance) dial(path string, protocols []string, header http.Header) (*WSClient, *http.Response, error) {
 	d := websocket.Dialer{Subprotocols: protocols, HandshakeTimeout: 5 * time.Second}
+	if in.rcvbuf > 0 {
+		size := in.rcvbuf
+		d.NetDial = (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, size) })
+			if err != nil {
+				return err
+			}
+			return serr
+		}}).Dial
+	}
 	conn, resp, err := d.Dial("ws"+strings.TrimPrefix(in.URL, "http")+path, header)
 	if err != nil {
 		return nil, resp, err

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -49,10 +50,14 @@ func SlowConsumerError(cursor string) *gqlerror.Error {
 	}
 }
 
-// Frame is one encoded outbound message of an operation.
+// Frame is one encoded outbound message of an operation: Data followed by Tail. Both may be
+// shared with other frames (a next frame's tail is shared by every subscriber of the same
+// operation, its head by every frame of the subscription), so nobody modifies them.
 type Frame struct {
-	// Data is the message as written to the wire.
+	// Data is the message as written to the wire, or its head when Tail is set.
 	Data []byte
+	// Tail is the rest of the message (nil: none).
+	Tail []byte
 	// Cursor is the log position of the item the frame carries, "" when it has none.
 	Cursor string
 }
@@ -144,10 +149,12 @@ func (q *Queue) setTracker(t *streamctl.Queue) {
 }
 
 // Push queues a frame. A replay frame waits for room (or for ctx); a live frame that finds the
-// queue full ends the stream with SLOW_CONSUMER: the frames still queued are discarded, since
+// queue still full after LiveGrace ends the stream with SLOW_CONSUMER: the frames still queued
+// are discarded, since
 // the client resumes from the last frame actually handed to the writer, and ErrSlowConsumer is
 // returned. After the stream ended Push returns ErrEnded.
 func (q *Queue) Push(ctx context.Context, f Frame, replay bool) error {
+	var deadline time.Time
 	for {
 		q.mu.Lock()
 		if q.ended {
@@ -160,7 +167,10 @@ func (q *Queue) Push(ctx context.Context, f Frame, replay bool) error {
 			q.unlockAndWake()
 			return nil
 		}
-		if !replay {
+		if !replay && deadline.IsZero() {
+			deadline = time.Now().Add(LiveGrace)
+		}
+		if !replay && !time.Now().Before(deadline) {
 			q.drop()
 			q.ended, q.slow = true, true
 			if q.stats != nil {
@@ -170,13 +180,30 @@ func (q *Queue) Push(ctx context.Context, f Frame, replay bool) error {
 			return ErrSlowConsumer
 		}
 		q.mu.Unlock()
+		if replay {
+			select {
+			case <-q.space:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
+		}
+		timer := time.NewTimer(time.Until(deadline))
 		select {
 		case <-q.space:
+		case <-timer.C:
 		case <-ctx.Done():
+			timer.Stop()
 			return ctx.Err()
 		}
+		timer.Stop()
 	}
 }
+
+// LiveGrace is how long a live frame may wait for room in a full queue before the subscription
+// ends with SLOW_CONSUMER: a burst a healthy client drains in time passes; a client that stopped
+// reading is dropped. The wait holds up only this subscription's own goroutine.
+const LiveGrace = time.Second
 
 // Finish ends the stream normally: final (nil for nothing) is sent after the queued frames.
 // It does nothing when the stream already ended.
