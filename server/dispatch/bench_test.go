@@ -30,9 +30,23 @@ const drainSize = 2000
 // drainConcurrency is the request concurrency of both the dispatcher and the raw client.
 const drainConcurrency = 16
 
-// BenchmarkDrain measures how fast the dispatcher drains drainSize pending deliveries of one
-// webhook to a local receiver, against a raw net/http client posting the same bodies with the
-// same concurrency (the "raw" case). Compare the deliveries/s metrics.
+// drainShape is what one benchmark iteration drains: events × webhooks deliveries, each webhook
+// taking perWebhook requests in flight, drainConcurrency in all.
+type drainShape struct {
+	events, webhooks, perWebhook int
+}
+
+// oneWebhook drains drainSize deliveries of one webhook.
+var oneWebhook = drainShape{events: drainSize, webhooks: 1, perWebhook: drainConcurrency}
+
+// backlog is scenario 4 of cmd/eventgate-bench: 20,000 deliveries shared by 4 webhooks, 4 in
+// flight each. Claims there must not read past the other webhooks' backlogs.
+var backlog = drainShape{events: 5000, webhooks: 4, perWebhook: 4}
+
+// BenchmarkDrain measures how fast the dispatcher drains pending deliveries to a local receiver,
+// against a raw net/http client posting the same bodies with the same concurrency (the "raw"
+// case). Compare the deliveries/s metrics. The one-webhook cases drain drainSize deliveries per
+// iteration; the backlog case 20,000 (run it with -benchtime 1x or 2x).
 func BenchmarkDrain(b *testing.B) {
 	for _, sync := range []string{"full", "normal"} {
 		b.Run("dispatcher/sqlite_sync="+sync, func(b *testing.B) {
@@ -40,7 +54,7 @@ func BenchmarkDrain(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			benchDispatcher(b, st)
+			benchDispatcher(b, st, oneWebhook)
 		})
 	}
 	b.Run("dispatcher/postgres", func(b *testing.B) {
@@ -48,7 +62,14 @@ func BenchmarkDrain(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		benchDispatcher(b, st)
+		benchDispatcher(b, st, oneWebhook)
+	})
+	b.Run("dispatcher/backlog/sqlite_sync=full", func(b *testing.B) {
+		st, err := store.OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "bench.db"), "full")
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchDispatcher(b, st, backlog)
 	})
 	b.Run("raw", benchRaw)
 }
@@ -63,7 +84,7 @@ func drainReceiver(b *testing.B) *httptest.Server {
 	return srv
 }
 
-func benchDispatcher(b *testing.B, st *store.Store) {
+func benchDispatcher(b *testing.B, st *store.Store, shape drainShape) {
 	ctx := context.Background()
 	b.Cleanup(func() { st.Close() })
 	if err := st.Migrate(ctx); err != nil {
@@ -75,11 +96,25 @@ func benchDispatcher(b *testing.B, st *store.Store) {
 	e := &testEnv{client: st.Client, box: box, guard: netguard.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, nil)}
 
 	srv := drainReceiver(b)
-	w, _ := e.webhook(b, srv.URL)
-	events := make([]*ent.Event, drainSize)
-	for i := range events {
-		events[i] = e.event(b, "user.created", userPayload)
+	hooksTo := make([]*ent.Webhook, shape.webhooks)
+	for i := range hooksTo {
+		hooksTo[i], _ = e.webhook(b, srv.URL)
 	}
+	events := make([]*ent.Event, 0, shape.events)
+	for start := 0; start < shape.events; start += 500 {
+		creates := make([]*ent.EventCreate, 0, 500)
+		for range min(500, shape.events-start) {
+			creates = append(creates, st.Client.Event.Create().
+				SetEventID(randomID(b)).SetType("user.created").SetPayload([]byte(userPayload)).
+				SetPayloadHash("x").SetOccurredAt(time.Date(2026, 1, 2, 15, 4, 5, 123000000, time.UTC)))
+		}
+		evs, err := st.Client.Event.CreateBulk(creates...).Save(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		events = append(events, evs...)
+	}
+	size := int64(shape.events * shape.webhooks)
 
 	var succeeded atomic.Int64
 	target := make(chan struct{}, 1)
@@ -91,7 +126,7 @@ func benchDispatcher(b *testing.B, st *store.Store) {
 	}}
 	cfg := Config{
 		Workers:            drainConcurrency,
-		PerWebhookInFlight: drainConcurrency,
+		PerWebhookInFlight: shape.perWebhook,
 		InstanceID:         "bench",
 	}
 	d := New(st.Client, box, e.guard, cfg, hooks, slog.New(slog.DiscardHandler))
@@ -102,16 +137,20 @@ func benchDispatcher(b *testing.B, st *store.Store) {
 	var total, cpu time.Duration
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		want.Store(succeeded.Load() + drainSize)
+		want.Store(succeeded.Load() + size)
 		now := time.Now().UTC()
-		for start := 0; start < drainSize; start += 500 {
-			creates := make([]*ent.DeliveryCreate, 0, 500)
-			for _, ev := range events[start:min(start+500, drainSize)] {
-				creates = append(creates, st.Client.Delivery.Create().
-					SetWebhookID(w.ID).SetEventID(ev.ID).SetEventType(ev.Type).SetNextAttemptAt(now))
-			}
-			if err := st.Client.Delivery.CreateBulk(creates...).Exec(ctx); err != nil {
-				b.Fatal(err)
+		// Webhook by webhook, as replayEvents makes them: in due order, one webhook's
+		// deliveries come before the next one's.
+		for _, w := range hooksTo {
+			for start := 0; start < len(events); start += 500 {
+				creates := make([]*ent.DeliveryCreate, 0, 500)
+				for _, ev := range events[start:min(start+500, len(events))] {
+					creates = append(creates, st.Client.Delivery.Create().
+						SetWebhookID(w.ID).SetEventID(ev.ID).SetEventType(ev.Type).SetNextAttemptAt(now))
+				}
+				if err := st.Client.Delivery.CreateBulk(creates...).Exec(ctx); err != nil {
+					b.Fatal(err)
+				}
 			}
 		}
 		b.StartTimer()
@@ -120,19 +159,19 @@ func benchDispatcher(b *testing.B, st *store.Store) {
 		select {
 		case <-target:
 		case <-time.After(5 * time.Minute):
-			b.Fatalf("drained %d of %d", succeeded.Load()-(want.Load()-drainSize), drainSize)
+			b.Fatalf("drained %d of %d", succeeded.Load()-(want.Load()-size), size)
 		}
 		total += time.Since(began)
 		cpu += cpuTime() - cpu0
 	}
-	reportDrain(b, total, cpu)
+	reportDrain(b, int(size), total, cpu)
 }
 
 // reportDrain reports the drain rate and the CPU time (user and system, of the whole process:
 // dispatcher, client and receiver) per delivery, which varies less than the rate on a shared
 // machine.
-func reportDrain(b *testing.B, wall, cpu time.Duration) {
-	n := float64(b.N * drainSize)
+func reportDrain(b *testing.B, size int, wall, cpu time.Duration) {
+	n := float64(b.N * size)
 	b.ReportMetric(n/wall.Seconds(), "deliveries/s")
 	b.ReportMetric(float64(cpu.Microseconds())/n, "cpu-µs/delivery")
 }
@@ -178,5 +217,5 @@ func benchRaw(b *testing.B) {
 		total += time.Since(began)
 		cpu += cpuTime() - cpu0
 	}
-	reportDrain(b, total, cpu)
+	reportDrain(b, drainSize, total, cpu)
 }

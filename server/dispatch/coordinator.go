@@ -125,16 +125,19 @@ func (d *Dispatcher) wantsClaim() bool {
 func (d *Dispatcher) claim(discover bool) {
 	ctx := d.dbCtx
 	now := time.Now().UTC()
+	// The lanes' deliveries are claimed together, in one UPDATE: each write statement outside a
+	// transaction is a commit of its own, and a commit waits for the disk.
+	var picked []*ent.Delivery
+	budget := d.claimBudget - len(d.co.inflight)
 	for _, l := range d.co.lanes {
 		room := d.laneLimit(l) - l.claimed
 		if !l.backlog || room <= 0 {
 			continue
 		}
-		free := d.claimBudget - len(d.co.inflight)
-		if free <= 0 {
+		if budget <= 0 {
 			break // the lanes keep their backlog and are refilled as results come in
 		}
-		want := min(room, free)
+		want := min(room, budget)
 		cands, err := d.client.Delivery.Query().
 			Where(append(d.duePredicates(now), delivery.WebhookID(l.id))...).
 			Order(delivery.ByNextAttemptAt(), delivery.ByID()).Limit(want).All(ctx)
@@ -143,17 +146,17 @@ func (d *Dispatcher) claim(discover bool) {
 			return
 		}
 		l.backlog = len(cands) == want
-		picked := make([]*ent.Delivery, 0, len(cands))
+		budget -= len(cands)
 		for _, c := range cands {
 			if _, mine := d.co.inflight[c.ID]; !mine { // our lease ran out but our request is still running
 				picked = append(picked, c)
 			}
 		}
-		if len(picked) > 0 {
-			if err := d.take(ctx, now, picked); err != nil {
-				d.logDBError("claim deliveries", err)
-				return
-			}
+	}
+	if len(picked) > 0 {
+		if err := d.take(ctx, now, picked); err != nil {
+			d.logDBError("claim deliveries", err)
+			return
 		}
 	}
 	if discover || d.co.backlog {
