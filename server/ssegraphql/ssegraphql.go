@@ -167,7 +167,7 @@ func (t *Transport) stream(w http.ResponseWriter, r *http.Request, exec graphql.
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	ctl := http.NewResponseController(w)
-	if !t.write(w, ctl, nil) {
+	if !t.write(w, ctl, nil, nil) {
 		return
 	}
 
@@ -198,7 +198,7 @@ func (t *Transport) stream(w http.ResponseWriter, r *http.Request, exec graphql.
 		case <-r.Context().Done():
 			return
 		case <-keepAlive.C:
-			if !t.write(w, ctl, frameKeepAlive) {
+			if !t.write(w, ctl, frameKeepAlive, nil) {
 				return
 			}
 			continue
@@ -222,15 +222,15 @@ func (t *Transport) stream(w http.ResponseWriter, r *http.Request, exec graphql.
 			f, st, more := q.Pop()
 			switch st {
 			case substream.Data:
-				if !t.write(w, ctl, f.Data) {
+				if !t.write(w, ctl, f.Data, f.Tail) {
 					return
 				}
 			case substream.Final:
-				t.write(w, ctl, f.Data)
+				t.write(w, ctl, f.Data, nil)
 				return
 			case substream.Slow:
 				t.log.Info("event stream dropped: slow consumer", "cursor", f.Cursor)
-				t.write(w, ctl, encodeErrorEnd(substream.SlowConsumerError(f.Cursor)))
+				t.write(w, ctl, encodeErrorEnd(substream.SlowConsumerError(f.Cursor)), nil)
 				return
 			}
 			if !more {
@@ -251,15 +251,19 @@ func wakeUp(wake chan struct{}) {
 	}
 }
 
-// write writes frame (if any) under the write deadline and flushes it to the client.
-func (t *Transport) write(w http.ResponseWriter, ctl *http.ResponseController, frame []byte) bool {
+// write writes frame followed by tail (either may be empty) under the write deadline and
+// flushes it to the client.
+func (t *Transport) write(w http.ResponseWriter, ctl *http.ResponseController, frame, tail []byte) bool {
 	// Not every ResponseWriter supports deadlines (httptest's recorder does not); the
 	// stream then relies on the server's own timeouts.
 	if err := ctl.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return false
 	}
-	if len(frame) > 0 {
-		if _, err := w.Write(frame); err != nil {
+	for _, part := range [][]byte{frame, tail} {
+		if len(part) == 0 {
+			continue
+		}
+		if _, err := w.Write(part); err != nil {
 			t.log.Debug("event stream write failed", "err", err)
 			return false
 		}
@@ -325,9 +329,20 @@ func writeErrors(w http.ResponseWriter, status int, errs gqlerror.List) {
 // encoder writes graphql-sse frames.
 type encoder struct{}
 
-// Next frames a payload encoded by substream.Payload (json.Marshal: no raw newline).
-func (encoder) Next(payload []byte) []byte {
-	return eventNext(payload)
+// frameNextHead starts every next event.
+var frameNextHead = []byte("event: next\ndata: ")
+
+// Shared is the data line's payload (encoded by json.Marshal: no raw newline) and the end of
+// the event.
+func (encoder) Shared(payload []byte) []byte {
+	b := make([]byte, 0, len(payload)+2)
+	b = append(b, payload...)
+	return append(b, "\n\n"...)
+}
+
+// Next is `event: next`, the data line and the end of the event.
+func (encoder) Next(shared []byte) substream.Frame {
+	return substream.Frame{Data: frameNextHead, Tail: shared}
 }
 
 // Error is a terminal error: graphql-sse has no error event, so it is a next carrying the

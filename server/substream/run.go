@@ -18,11 +18,13 @@ import (
 // never called concurrently: from Run's goroutine, and Next also from the resolver's (see
 // streamctl.Queue.SetDirect).
 type Encoder interface {
-	// Next encodes a response that continues the stream. payload is the response as JSON
-	// (see Payload); it may be shared by every subscriber of the same operation, so Next must
-	// not modify it. Next is on the path of every frame of every subscriber: it should only
-	// concatenate.
-	Next(payload []byte) []byte
+	// Shared renders a response payload (see Payload) into the part of a next frame that
+	// every subscriber of the operation can share: rendered once per item and kept in the
+	// render cache, so each transport's cache holds its own encoder's renderings.
+	Shared(payload []byte) []byte
+	// Next returns the frame that continues the stream with shared (from Shared), without
+	// copying it: Next is on the path of every frame of every subscriber.
+	Next(shared []byte) Frame
 	// Error encodes a terminal error: the operation ends with it and nothing follows.
 	Error(errs gqlerror.List) []byte
 	// Complete encodes the normal end of the stream; nil sends nothing.
@@ -63,7 +65,9 @@ func Run(ctx context.Context, exec graphql.GraphExecutor, op *graphql.OperationC
 		// goroutine: nothing to execute, so no hand-over to this one. A full queue ends the
 		// stream (SLOW_CONSUMER) just as below.
 		tracker.SetDirect(func(it streamctl.Item) bool {
-			return q.Push(ctx, Frame{Data: enc.Next(it.Data), Cursor: it.Cursor}, false) == nil
+			f := enc.Next(it.Data)
+			f.Cursor = it.Cursor
+			return q.Push(ctx, f, false) == nil
 		})
 	}
 	q.setTracker(tracker)
@@ -77,9 +81,9 @@ func Run(ctx context.Context, exec graphql.GraphExecutor, op *graphql.OperationC
 			if !ok {
 				break
 			}
-			var frame []byte
+			var frame Frame
 			if it.Data != nil {
-				// Rendered (as a whole payload) for another subscriber of the operation.
+				// Rendered for another subscriber of the operation.
 				frame = enc.Next(it.Data)
 			} else {
 				resp := responses(rctx)
@@ -88,18 +92,19 @@ func Run(ctx context.Context, exec graphql.GraphExecutor, op *graphql.OperationC
 				}
 				// The response's data lives in a buffer the executor reuses on the next call,
 				// so the payload is encoded before asking for another response.
-				payload := Payload(resp)
+				shared := enc.Shared(Payload(resp))
 				if len(resp.Errors) == 0 {
-					shared := payload
+					cached := shared
 					if len(resp.Extensions) > 0 || resp.Label != "" || resp.Path != nil || resp.HasNext != nil {
 						// The others get the data alone, not this execution's extras.
-						shared = Payload(&graphql.Response{Data: resp.Data})
+						cached = enc.Shared(Payload(&graphql.Response{Data: resp.Data}))
 					}
-					tracker.Store(it.Key, shared)
+					tracker.Store(it.Key, cached)
 				}
-				frame = enc.Next(payload)
+				frame = enc.Next(shared)
 			}
-			err := q.Push(ctx, Frame{Data: frame, Cursor: it.Cursor}, it.Replay)
+			frame.Cursor = it.Cursor
+			err := q.Push(ctx, frame, it.Replay)
 			tracker.Handled()
 			if err != nil {
 				return
@@ -117,7 +122,7 @@ func Run(ctx context.Context, exec graphql.GraphExecutor, op *graphql.OperationC
 			q.Finish(enc.Error(resp.Errors))
 			return
 		}
-		if err := q.Push(ctx, Frame{Data: enc.Next(Payload(resp))}, false); err != nil {
+		if err := q.Push(ctx, enc.Next(enc.Shared(Payload(resp))), false); err != nil {
 			return
 		}
 	}

@@ -18,8 +18,10 @@ import (
 // textEncoder makes frames that are easy to assert on.
 type textEncoder struct{}
 
-func (textEncoder) Next(payload []byte) []byte {
-	return append([]byte("next "), payload...)
+func (textEncoder) Shared(payload []byte) []byte { return payload }
+
+func (textEncoder) Next(shared []byte) substream.Frame {
+	return substream.Frame{Data: append([]byte("next "), shared...)}
 }
 
 func (textEncoder) Error(errs gqlerror.List) []byte {

@@ -26,14 +26,16 @@ const maxControl = 64
 // conn is one WebSocket connection. The goroutine that runs serve reads; the writer goroutine
 // writes every frame, runs the timers and sends the close frame. They share the fields under mu.
 type conn struct {
-	t      *Transport
-	log    *slog.Logger
-	ws     *websocket.Conn
-	net    net.Conn   // the socket itself
-	batch  *batchConn // between gorilla and net: the writer's batches of frames
-	exec   graphql.GraphExecutor
-	header http.Header
-	legacy bool
+	t     *Transport
+	log   *slog.Logger
+	ws    *websocket.Conn
+	net   net.Conn   // the socket itself
+	batch *batchConn // between gorilla and net: the writer's batches of frames
+	// scratch is the writer's buffer for joining a frame's parts, held during a flush only.
+	scratch *[]byte
+	exec    graphql.GraphExecutor
+	header  http.Header
+	legacy  bool
 
 	// ctx is cancelled when the connection ends; it is the parent of every operation.
 	ctx    context.Context
@@ -324,6 +326,12 @@ const flushBatch = 64
 func (c *conn) flush() bool {
 	c.batch.hold()
 	ok := c.flushFrames()
+	if c.scratch != nil {
+		if cap(*c.scratch) <= batchLimit {
+			c.t.scratchBufs.Put(c.scratch)
+		}
+		c.scratch = nil
+	}
 	if err := c.batch.release(); err != nil {
 		c.log.Debug("websocket write failed; dropping it", "err", err)
 		c.kill()
@@ -374,6 +382,9 @@ func (c *conn) flushFrames() bool {
 		switch st {
 		case substream.Data:
 			frame = f.Data
+			if f.Tail != nil {
+				frame = c.join(f.Data, f.Tail)
+			}
 		case substream.Final:
 			frame = f.Data
 			c.finish(op)
@@ -391,6 +402,23 @@ func (c *conn) flushFrames() bool {
 			c.mu.Unlock()
 		}
 	}
+}
+
+// join returns head followed by tail in the writer's scratch buffer, valid until the next
+// join: gorilla copies a message before WriteMessage returns. The buffer is borrowed from the
+// transport for one flush, so an idle connection holds none.
+func (c *conn) join(head, tail []byte) []byte {
+	if c.scratch == nil {
+		if v, ok := c.t.scratchBufs.Get().(*[]byte); ok {
+			c.scratch = v
+		} else {
+			buf := make([]byte, 0, 1024)
+			c.scratch = &buf
+		}
+	}
+	b := append(append((*c.scratch)[:0], head...), tail...)
+	*c.scratch = b
+	return b
 }
 
 // finish forgets an operation whose last frame the writer took, freeing its id.

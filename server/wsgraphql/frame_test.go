@@ -27,7 +27,9 @@ func TestNextFrame(t *testing.T) {
 		{"1", false}, {"1", true}, {`a"b\c<d>` + "\n\u2028é", false},
 	} {
 		t.Run(fmt.Sprintf("%q/legacy=%v", tc.id, tc.legacy), func(t *testing.T) {
-			got := newEncoder(tc.id, tc.legacy).Next(payload)
+			e := newEncoder(tc.id, tc.legacy)
+			f := e.Next(e.Shared(payload))
+			got := append(append([]byte(nil), f.Data...), f.Tail...)
 			typ := typeNext
 			if tc.legacy {
 				typ = typeData
@@ -49,7 +51,8 @@ func TestNextFrame(t *testing.T) {
 
 // BenchmarkNextFrame renders one event's next frame for 1,000 subscribers of the same
 // operation, as a fan-out does: the payload is encoded once, each frame is the subscriber's
-// prefix, the payload and "}". The "marshal" case is the former way, json.Marshal per
+// prefix followed by the shared payload and "}", joined in the writer's scratch buffer. The
+// "marshal" case is the former way, json.Marshal per
 // subscriber, for comparison.
 //
 //	go test -run '^$' -bench NextFrame ./server/wsgraphql/
@@ -62,9 +65,12 @@ func BenchmarkNextFrame(b *testing.B) {
 	b.Run("shared", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			payload := substream.Payload(&graphql.Response{Data: sampleData})
+			shared := encs[0].Shared(substream.Payload(&graphql.Response{Data: sampleData}))
+			var scratch []byte
 			for _, e := range encs {
-				_ = e.Next(payload)
+				f := e.Next(shared)
+				// What the writer does with it: join the parts in its scratch buffer.
+				scratch = append(append(scratch[:0], f.Data...), f.Tail...)
 			}
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*subscribers), "ns/frame")

@@ -335,12 +335,17 @@ func newEncoder(id string, legacy bool) *encoder {
 	return &encoder{id: id, legacy: legacy, nextPrefix: m[:len(m)-1]}
 }
 
-// Next frames a payload encoded by substream.Payload.
-func (e *encoder) Next(payload []byte) []byte {
-	b := make([]byte, 0, len(e.nextPrefix)+len(payload)+1)
-	b = append(b, e.nextPrefix...)
+// Shared is the payload and the message's closing brace: the part of a next frame every
+// subscriber of the operation shares.
+func (e *encoder) Shared(payload []byte) []byte {
+	b := make([]byte, 0, len(payload)+1)
 	b = append(b, payload...)
 	return append(b, '}')
+}
+
+// Next is the operation's prefix followed by shared, both shared, so nothing is copied.
+func (e *encoder) Next(shared []byte) substream.Frame {
+	return substream.Frame{Data: e.nextPrefix, Tail: shared}
 }
 
 func (e *encoder) Error(errs gqlerror.List) []byte {

@@ -141,6 +141,8 @@ type Transport struct {
 	render *streamctl.RenderCache
 	// batchBufs holds the buffers of batchConns between batches, so an idle socket has none.
 	batchBufs sync.Pool
+	// scratchBufs holds the writers' buffers for joining a frame's parts, between flushes.
+	scratchBufs sync.Pool
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
