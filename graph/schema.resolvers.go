@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/eventgate/eventgate/ent"
-	"github.com/eventgate/eventgate/ent/webhook"
 	"github.com/eventgate/eventgate/ent/delivery"
+	"github.com/eventgate/eventgate/ent/webhook"
 	"github.com/eventgate/eventgate/graph/generated"
 	"github.com/eventgate/eventgate/graph/model"
 	"github.com/eventgate/eventgate/graph/scalar"
