@@ -334,7 +334,9 @@ func TestSlowConsumerEndToEnd(t *testing.T) {
 		m := slow.Read()
 		switch m.Type {
 		case "next":
-			var p struct{ Data struct{ Events streamedEvent } }
+			var p struct {
+				Data struct{ Events streamedEvent }
+			}
 			_ = json.Unmarshal(m.Payload, &p)
 			received = append(received, p.Data.Events.Cursor)
 		case "error":
