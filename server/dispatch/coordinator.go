@@ -1,7 +1,9 @@
 package dispatch
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/eventgate/eventgate/ent"
@@ -118,26 +120,39 @@ func (d *Dispatcher) wantsClaim() bool {
 	return false
 }
 
-// claim takes due deliveries up to the budgets and starts a job for each. Lanes known to have
-// more are refilled first, each with its own query on (webhook_id, status, next_attempt_at), which
-// reads only that webhook's rows. With discover (or when the last look was cut short), it then
-// looks for due deliveries of the other webhooks.
+// claim takes due deliveries up to the budgets and starts a job for each. With discover (or when
+// the last look was cut short), it first looks for due deliveries in due order, leaving out the
+// lanes known to have a backlog; those are then refilled with what budget is left, each with its
+// own query on (webhook_id, status, next_attempt_at), which reads only that webhook's rows. A
+// due-order query that left them in would read past their backlogs, round after round.
 func (d *Dispatcher) claim(discover bool) {
 	ctx := d.dbCtx
+	if discover || d.co.backlog {
+		d.discover(ctx)
+	}
 	now := time.Now().UTC()
+	var lanes []*lane
+	for _, l := range d.co.lanes {
+		if l.backlog && l.claimed < d.laneLimit(l) {
+			lanes = append(lanes, l)
+		}
+	}
+	if len(lanes) == 0 {
+		return
+	}
+	// The least served lanes first, each with a share of the budget, so that no backlog waits
+	// behind the others'.
+	slices.SortFunc(lanes, func(a, b *lane) int { return cmp.Compare(a.claimed, b.claimed) })
+	budget := d.claimBudget - len(d.co.inflight)
+	share := max((budget+len(lanes)-1)/len(lanes), 1)
 	// The lanes' deliveries are claimed together, in one UPDATE: each write statement outside a
 	// transaction is a commit of its own, and a commit waits for the disk.
 	var picked []*ent.Delivery
-	budget := d.claimBudget - len(d.co.inflight)
-	for _, l := range d.co.lanes {
-		room := d.laneLimit(l) - l.claimed
-		if !l.backlog || room <= 0 {
-			continue
-		}
+	for _, l := range lanes {
 		if budget <= 0 {
 			break // the lanes keep their backlog and are refilled as results come in
 		}
-		want := min(room, budget)
+		want := min(d.laneLimit(l)-l.claimed, share, budget)
 		cands, err := d.client.Delivery.Query().
 			Where(append(d.duePredicates(now), delivery.WebhookID(l.id))...).
 			Order(delivery.ByNextAttemptAt(), delivery.ByID()).Limit(want).All(ctx)
@@ -156,11 +171,7 @@ func (d *Dispatcher) claim(discover bool) {
 	if len(picked) > 0 {
 		if err := d.take(ctx, now, picked); err != nil {
 			d.logDBError("claim deliveries", err)
-			return
 		}
-	}
-	if discover || d.co.backlog {
-		d.discover(ctx)
 	}
 }
 
@@ -174,7 +185,8 @@ func (d *Dispatcher) duePredicates(now time.Time) []predicate.Delivery {
 	}
 }
 
-// discover takes due deliveries of any webhook in due order, leaving out the saturated ones.
+// discover takes due deliveries of any webhook in due order, leaving out the lanes that are
+// saturated or known to have a backlog.
 func (d *Dispatcher) discover(ctx context.Context) {
 	for range 64 { // each round fills or saturates lanes; the bound only guards against surprises
 		free := d.claimBudget - len(d.co.inflight)
@@ -185,15 +197,15 @@ func (d *Dispatcher) discover(ctx context.Context) {
 		now := time.Now().UTC()
 		preds := d.duePredicates(now)
 		// Saturated webhooks are left out, so that one webhook's backlog cannot fill every
-		// batch and starve the others.
-		var saturated []int
+		// batch and starve the others; so are those with a backlog, which claim refills.
+		var left []int
 		for id, l := range d.co.lanes {
-			if l.claimed >= d.laneLimit(l) {
-				saturated = append(saturated, id)
+			if l.backlog || l.claimed >= d.laneLimit(l) {
+				left = append(left, id)
 			}
 		}
-		if len(saturated) > 0 {
-			preds = append(preds, delivery.WebhookIDNotIn(saturated...))
+		if len(left) > 0 {
+			preds = append(preds, delivery.WebhookIDNotIn(left...))
 		}
 		cands, err := d.client.Delivery.Query().Where(preds...).
 			Order(delivery.ByNextAttemptAt(), delivery.ByID()).Limit(free).All(ctx)
@@ -222,8 +234,12 @@ func (d *Dispatcher) discover(ctx context.Context) {
 				return
 			}
 		}
-		for _, l := range d.co.lanes {
+		for _, id := range left {
+			taken[id] = -1 // not looked at: keep what is known
+		}
+		for id, l := range d.co.lanes {
 			switch {
+			case taken[id] < 0:
 			case l.claimed >= d.laneLimit(l):
 				l.backlog = true // left out of the next query: assume it has more
 			case !full:
