@@ -69,11 +69,6 @@ var (
 				Columns: []*schema.Column{DeliveriesColumns[2], DeliveriesColumns[4]},
 			},
 			{
-				Name:    "delivery_webhook_id_status_next_attempt_at",
-				Unique:  false,
-				Columns: []*schema.Column{DeliveriesColumns[12], DeliveriesColumns[2], DeliveriesColumns[4]},
-			},
-			{
 				Name:    "delivery_webhook_id_created_at",
 				Unique:  false,
 				Columns: []*schema.Column{DeliveriesColumns[12], DeliveriesColumns[7]},

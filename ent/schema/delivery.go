@@ -46,9 +46,6 @@ func (Delivery) Edges() []ent.Edge {
 func (Delivery) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("status", "next_attempt_at"),
-		// The dispatcher claims one webhook's due deliveries at a time: without it, that claim
-		// reads past every other webhook's backlog.
-		index.Fields("webhook_id", "status", "next_attempt_at"),
 		index.Fields("webhook_id", "created_at"),
 		index.Fields("event_id"),
 		index.Fields("created_at"),

@@ -6,6 +6,9 @@ import (
 	"slices"
 	"time"
 
+	"entgo.io/ent/dialect"
+	"entgo.io/ent/dialect/sql"
+
 	"github.com/eventgate/eventgate/ent"
 	"github.com/eventgate/eventgate/ent/delivery"
 	"github.com/eventgate/eventgate/ent/event"
@@ -122,9 +125,11 @@ func (d *Dispatcher) wantsClaim() bool {
 
 // claim takes due deliveries up to the budgets and starts a job for each. With discover (or when
 // the last look was cut short), it first looks for due deliveries in due order, leaving out the
-// lanes known to have a backlog; those are then refilled with what budget is left, each with its
-// own query on (webhook_id, status, next_attempt_at), which reads only that webhook's rows. A
-// due-order query that left them in would read past their backlogs, round after round.
+// lanes known to have a backlog; those are then refilled with what budget is left, each with a
+// query of its own that stops once it has the lane's share. Refilling them through the due-order
+// query instead took a round per lane, each reading past the backlogs of the lanes before it.
+// (An index on (webhook_id, status, next_attempt_at) would make the refill read only that
+// webhook's rows, but it slowed ingest and the 500 events/s scenario more than it helped.)
 func (d *Dispatcher) claim(discover bool) {
 	ctx := d.dbCtx
 	if discover || d.co.backlog {
@@ -181,8 +186,23 @@ func (d *Dispatcher) duePredicates(now time.Time) []predicate.Delivery {
 		delivery.StatusEQ(delivery.StatusPENDING),
 		delivery.Or(delivery.NextAttemptAtIsNil(), delivery.NextAttemptAtLTE(now)),
 		delivery.Or(delivery.ClaimedUntilIsNil(), delivery.ClaimedUntilLT(now)),
-		delivery.HasWebhookWith(webhook.IsActive(true)),
+		activeWebhook,
 	}
+}
+
+// activeWebhook matches deliveries of active webhooks. It is written by hand so that SQLite does
+// not use an index for it: offered an index that starts with webhook_id through this IN, SQLite's
+// planner (without table statistics) read every due delivery and sorted them instead of walking
+// (status, next_attempt_at) in order and stopping at the LIMIT.
+func activeWebhook(s *sql.Selector) {
+	s.Where(sql.P(func(b *sql.Builder) {
+		if b.Dialect() == dialect.SQLite {
+			b.WriteString("+")
+		}
+		b.WriteString(s.C(delivery.FieldWebhookID)).WriteString(" IN (SELECT ").Ident(webhook.FieldID).
+			WriteString(" FROM ").Ident(webhook.Table).WriteString(" WHERE ").Ident(webhook.FieldIsActive).
+			WriteString(" = true)")
+	}))
 }
 
 // discover takes due deliveries of any webhook in due order, leaving out the lanes that are
