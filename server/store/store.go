@@ -58,6 +58,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 //
 // Every transaction begins IMMEDIATE and waits on a busy timeout, so concurrent writers queue for
 // the single write lock instead of failing with SQLITE_BUSY; WAL lets readers run beside the writer.
+// Temporary structures (statement journals of multi-row updates) stay in memory, not in files.
 func OpenSQLite(ctx context.Context, path, syncMode string) (*Store, error) {
 	if syncMode == "" {
 		syncMode = "full"
@@ -66,7 +67,7 @@ func OpenSQLite(ctx context.Context, path, syncMode string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite sync mode %q: want full or normal", syncMode)
 	}
 	dsn := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(30000)" +
-		"&_pragma=synchronous(" + syncMode + ")&_txlock=immediate&_time_format=sqlite"
+		"&_pragma=synchronous(" + syncMode + ")&_pragma=temp_store(memory)&_txlock=immediate&_time_format=sqlite"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
