@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventgate/eventgate/graph/scalar"
 	"github.com/eventgate/eventgate/server/servertest"
 	"github.com/eventgate/eventgate/server/store/pgtest"
 )
@@ -42,9 +43,10 @@ func TestTwoInstancesShareOnePostgres(t *testing.T) {
 	}
 	const total, batch = 2000, 100
 	subA, subB := ia.Subscriber(servertest.AdminToken), ib.Subscriber(servertest.AdminToken)
-	subA.Subscribe("1", eventsSubscription, nil)
-	subB.Subscribe("1", eventsSubscription, nil)
-	time.Sleep(200 * time.Millisecond) // both subscriptions registered before the first publish
+	// From the start of the log: no event can slip in before a subscription runs.
+	fromStart := map[string]any{"after": string(scalar.CursorFor(0))}
+	subA.Subscribe("1", eventsSubscription, fromStart)
+	subB.Subscribe("1", eventsSubscription, fromStart)
 
 	var pub sync.WaitGroup
 	for w, inst := range []*servertest.Instance{ia, ib, ia, ib} {
@@ -108,8 +110,7 @@ func TestNotificationConnectionRestart(t *testing.T) {
 	eg := servertest.StartPostgres(t, func(c *configT) { c.PublishRate = 1e6; c.PublishBurst = 1e6 })
 	servertest.WaitFor(t, 10*time.Second, "the notification listener", func() bool { return eg.App.ListenerPID() != 0 })
 	c := eg.Subscriber(servertest.AdminToken)
-	c.Subscribe("1", eventsSubscription, nil)
-	time.Sleep(100 * time.Millisecond)
+	c.Subscribe("1", eventsSubscription, map[string]any{"after": string(scalar.CursorFor(0))})
 
 	admin, err := sql.Open("pgx", pgtest.BaseURL())
 	if err != nil {

@@ -222,9 +222,23 @@ func TestDeliveryUpdatedStreamsChanges(t *testing.T) {
 		eg.MustGraphQL(servertest.AdminToken, createWebhook, webhookInput(map[string]any{"url": "http://127.0.0.1:9/unreachable"}), &created)
 		c := eg.Subscriber(servertest.AdminToken)
 		c.Subscribe("d", `subscription($w: ID) { deliveryUpdated(webhookId: $w) { id status eventType webhook { id } } }`, map[string]any{"w": created.CreateWebhook.Webhook.ID})
-		time.Sleep(100 * time.Millisecond) // let the subscription register before the change
-		eg.MustGraphQL(servertest.AdminToken, `mutation($id: ID!) { testWebhook(id: $id) { id } }`, map[string]any{"id": created.CreateWebhook.Webhook.ID}, nil)
+		// deliveryUpdated is live only: test again (every 200 ms) until the subscription runs
+		// and sees one. (A WebSocket read that timed out cannot be retried, hence the goroutine.)
+		seen, stopped := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(stopped)
+			for {
+				eg.GraphQL(servertest.AdminToken, `mutation($id: ID!) { testWebhook(id: $id) { id } }`, map[string]any{"id": created.CreateWebhook.Webhook.ID})
+				select {
+				case <-seen:
+					return
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
+		}()
 		m := c.Read()
+		close(seen)
+		<-stopped
 		var p struct {
 			Data struct {
 				DeliveryUpdated struct {
