@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -162,5 +163,23 @@ func TestCORS(t *testing.T) {
 	}
 	if _, _, err := eg.DialWS([]string{"graphql-transport-ws"}, http.Header{"Origin": {"https://admin.example.com"}}); err != nil {
 		t.Fatalf("allowed origin: %v", err)
+	}
+}
+
+func TestComplexityCountsPageSizes(t *testing.T) {
+	eg := servertest.Start(t, nil)
+	var q strings.Builder
+	q.WriteString("{")
+	for i := 0; i < 3; i++ {
+		fmt.Fprintf(&q, " a%d: webhooks(limit: 200) { items { deliveries(limit: 200) { items { id } } } }", i)
+	}
+	q.WriteString(" }")
+	if r := eg.GraphQL(servertest.AdminToken, q.String(), nil); r.Code() != "COMPLEXITY_LIMIT_EXCEEDED" {
+		t.Fatalf("nested pages of 200: got %q, want COMPLEXITY_LIMIT_EXCEEDED: %.300s", r.Code(), r.Body)
+	}
+	// An ordinary admin page passes.
+	ok := `{ webhooks(limit: 20) { total items { id name deliveries(limit: 5) { items { id status attempts { number } } } } } }`
+	if r := eg.GraphQL(servertest.AdminToken, ok, nil); len(r.Errors) > 0 {
+		t.Fatalf("ordinary query refused: %s", r.Body)
 	}
 }

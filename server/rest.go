@@ -173,5 +173,9 @@ func (a *App) restFail(w http.ResponseWriter, err error) {
 	if secs, ok := e.Extra["retryAfterSeconds"].(int); ok {
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 	}
-	writeJSON(w, status, restError{Error: restErrorBody{Code: e.Code, Message: e.Message, Field: e.Field}})
+	msg := e.Message
+	if e.Field != "" {
+		msg = e.Field + ": " + msg // the message names the field too, as GraphQL's do
+	}
+	writeJSON(w, status, restError{Error: restErrorBody{Code: e.Code, Message: msg, Field: e.Field}})
 }

@@ -147,7 +147,7 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger, st *store.S
 	exec := executor.New(generated.NewExecutableSchema(generated.Config{Resolvers: &graph.Resolver{
 		Client: st.Client, Auth: authSvc, WebhookService: webhookSvc, EventService: eventSvc,
 		Log: log, SubscriptionBuffer: cfg.SubscriptionBuffer,
-	}}))
+	}, Complexity: graph.Complexity()}))
 	// Parsed and validated documents are shared by every operation with the same text: thousands
 	// of identical subscriptions then cost one parse and one copy of the AST.
 	exec.SetQueryCache(lru.New[*ast.QueryDocument](1000))

@@ -40,10 +40,9 @@ import (
 const DefaultMaxBodyBytes = 1 << 20
 
 // CodeBadRequest is the extensions.code of errors about the HTTP request itself (malformed
-// JSON body, missing or mistyped parameters, wrong method or media type, unsupported operation
-// kind) as opposed to errors about the GraphQL document, which carry gqlgen's
-// GRAPHQL_PARSE_FAILED / GRAPHQL_VALIDATION_FAILED. The name matches what Apollo clients know.
-const CodeBadRequest = "BAD_REQUEST"
+// JSON, missing query, unsupported media type, wrong method): BAD_USER_INPUT, the contract's
+// code for input the client must fix (DESIGN.md §3 lists no other for it).
+const CodeBadRequest = "BAD_USER_INPUT"
 
 // Config configures a Transport.
 type Config struct {
