@@ -205,13 +205,15 @@ func (q *Queue) Store(key int64, data []byte) {
 	}
 }
 
-// RenderCache holds recently rendered items per operation fingerprint, bounded in entries.
+// RenderCache holds recently rendered items per operation fingerprint, bounded in entries and in
+// bytes (payloads reach 256 KiB, so a count alone could hold a gigabyte).
 type RenderCache struct {
-	mu   sync.Mutex
-	max  int
-	m    map[renderKey][]byte
-	ring []renderKey
-	next int
+	mu         sync.Mutex
+	maxEntries int
+	maxBytes   int
+	m          map[renderKey][]byte
+	order      []renderKey // oldest first
+	bytes      int
 }
 
 type renderKey struct {
@@ -219,9 +221,12 @@ type renderKey struct {
 	key       int64
 }
 
-// NewRenderCache makes a cache of at most max renderings (oldest dropped first).
+// renderCacheBytes bounds the bytes a RenderCache holds.
+const renderCacheBytes = 32 << 20
+
+// NewRenderCache makes a cache of at most max renderings and 32 MiB (oldest dropped first).
 func NewRenderCache(max int) *RenderCache {
-	return &RenderCache{max: max, m: make(map[renderKey][]byte, max), ring: make([]renderKey, max)}
+	return &RenderCache{maxEntries: max, maxBytes: renderCacheBytes, m: make(map[renderKey][]byte, max)}
 }
 
 // Get returns a rendering.
@@ -232,8 +237,12 @@ func (c *RenderCache) Get(operation string, key int64) ([]byte, bool) {
 	return data, ok
 }
 
-// Put stores a copy of data.
+// Put stores a copy of data. A rendering over 1/64 of the byte budget is not kept: sharing it
+// would push out many others.
 func (c *RenderCache) Put(operation string, key int64, data []byte) {
+	if len(data) > c.maxBytes/64 {
+		return
+	}
 	k := renderKey{operation, key}
 	cp := append([]byte(nil), data...)
 	c.mu.Lock()
@@ -241,10 +250,13 @@ func (c *RenderCache) Put(operation string, key int64, data []byte) {
 	if _, ok := c.m[k]; ok {
 		return
 	}
-	if old := c.ring[c.next]; old.key != 0 {
+	c.m[k] = cp
+	c.order = append(c.order, k)
+	c.bytes += len(cp)
+	for len(c.order) > c.maxEntries || c.bytes > c.maxBytes {
+		old := c.order[0]
+		c.order = c.order[1:]
+		c.bytes -= len(c.m[old])
 		delete(c.m, old)
 	}
-	c.ring[c.next] = k
-	c.next = (c.next + 1) % c.max
-	c.m[k] = cp
 }
