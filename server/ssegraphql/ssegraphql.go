@@ -30,13 +30,13 @@ import (
 	"github.com/eventgate/eventgate/server/substream"
 )
 
-// Defaults of Config.
+// Defaults of Config (shared with the WebSocket transport).
 const (
-	DefaultQueueSize         = 256
-	DefaultWriteTimeout      = 10 * time.Second
-	DefaultKeepAliveInterval = 15 * time.Second
-	DefaultRecheckInterval   = 2 * time.Second
-	DefaultReadLimit         = 1 << 20
+	DefaultQueueSize         = substream.DefaultQueueSize
+	DefaultWriteTimeout      = substream.DefaultWriteTimeout
+	DefaultKeepAliveInterval = substream.DefaultKeepAliveInterval
+	DefaultRecheckInterval   = substream.DefaultRecheckInterval
+	DefaultReadLimit         = substream.DefaultReadLimit
 )
 
 // Config configures a Transport. Zero fields take the documented defaults.
@@ -62,21 +62,11 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.QueueSize <= 0 {
-		c.QueueSize = DefaultQueueSize
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = DefaultWriteTimeout
-	}
-	if c.KeepAliveInterval <= 0 {
-		c.KeepAliveInterval = DefaultKeepAliveInterval
-	}
-	if c.RecheckInterval <= 0 {
-		c.RecheckInterval = DefaultRecheckInterval
-	}
-	if c.ReadLimit <= 0 {
-		c.ReadLimit = DefaultReadLimit
-	}
+	c.QueueSize = substream.Or(c.QueueSize, DefaultQueueSize)
+	c.WriteTimeout = substream.Or(c.WriteTimeout, DefaultWriteTimeout)
+	c.KeepAliveInterval = substream.Or(c.KeepAliveInterval, DefaultKeepAliveInterval)
+	c.RecheckInterval = substream.Or(c.RecheckInterval, DefaultRecheckInterval)
+	c.ReadLimit = substream.Or(c.ReadLimit, DefaultReadLimit)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -47,15 +47,15 @@ const (
 	CloseTooManyInitialise = 4429 // a second connection_init
 )
 
-// Defaults of Config.
+// Defaults of Config (those it shares with SSE come from substream).
 const (
 	DefaultInitTimeout       = 3 * time.Second
 	DefaultPingInterval      = 15 * time.Second
-	DefaultKeepAliveInterval = 15 * time.Second
-	DefaultWriteTimeout      = 10 * time.Second
-	DefaultReadLimit         = 1 << 20
-	DefaultQueueSize         = 256
-	DefaultRecheckInterval   = 2 * time.Second
+	DefaultKeepAliveInterval = substream.DefaultKeepAliveInterval
+	DefaultWriteTimeout      = substream.DefaultWriteTimeout
+	DefaultReadLimit         = substream.DefaultReadLimit
+	DefaultQueueSize         = substream.DefaultQueueSize
+	DefaultRecheckInterval   = substream.DefaultRecheckInterval
 )
 
 // closeGrace is how long a socket we are closing waits for the peer's close frame before the
@@ -103,27 +103,13 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.InitTimeout <= 0 {
-		c.InitTimeout = DefaultInitTimeout
-	}
-	if c.PingInterval <= 0 {
-		c.PingInterval = DefaultPingInterval
-	}
-	if c.KeepAliveInterval <= 0 {
-		c.KeepAliveInterval = DefaultKeepAliveInterval
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = DefaultWriteTimeout
-	}
-	if c.ReadLimit <= 0 {
-		c.ReadLimit = DefaultReadLimit
-	}
-	if c.QueueSize <= 0 {
-		c.QueueSize = DefaultQueueSize
-	}
-	if c.RecheckInterval <= 0 {
-		c.RecheckInterval = DefaultRecheckInterval
-	}
+	c.InitTimeout = substream.Or(c.InitTimeout, DefaultInitTimeout)
+	c.PingInterval = substream.Or(c.PingInterval, DefaultPingInterval)
+	c.KeepAliveInterval = substream.Or(c.KeepAliveInterval, DefaultKeepAliveInterval)
+	c.WriteTimeout = substream.Or(c.WriteTimeout, DefaultWriteTimeout)
+	c.ReadLimit = substream.Or(c.ReadLimit, DefaultReadLimit)
+	c.QueueSize = substream.Or(c.QueueSize, DefaultQueueSize)
+	c.RecheckInterval = substream.Or(c.RecheckInterval, DefaultRecheckInterval)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
