@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -142,15 +141,8 @@ func rawPost(ctx context.Context, rc *receiver, bodies [][]byte, concurrency int
 					return
 				}
 				req.Header.Set("Content-Type", "application/json")
-				resp, err := client.Do(req)
-				if err != nil {
+				if err := doOK(client, req); err != nil {
 					errs <- err
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					errs <- fmt.Errorf("receiver answered %d", resp.StatusCode)
 					return
 				}
 			}

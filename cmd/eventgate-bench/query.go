@@ -246,15 +246,8 @@ func hammer(ctx context.Context, mk func(context.Context) (*http.Request, error)
 					errs <- err
 					return
 				}
-				resp, err := client.Do(req)
-				if err != nil {
+				if err := doOK(client, req); err != nil {
 					errs <- err
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					errs <- fmt.Errorf("status %d", resp.StatusCode)
 					return
 				}
 				done.Add(1)
@@ -268,4 +261,18 @@ func hammer(ctx context.Context, mk func(context.Context) (*http.Request, error)
 		return 0, err
 	}
 	return float64(done.Load()) / elapsed.Seconds(), nil
+}
+
+// doOK sends req, drains the body and wants 200.
+func doOK(client *http.Client, req *http.Request) error {
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d from %s", resp.StatusCode, req.URL.Host)
+	}
+	return nil
 }
