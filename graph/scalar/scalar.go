@@ -3,6 +3,7 @@
 package scalar
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -35,12 +36,22 @@ func UnmarshalTime(v any) (time.Time, error) {
 	return t.UTC(), nil
 }
 
-// MarshalJSON writes raw JSON as it is; a nil value is written as null.
+// MarshalJSON writes raw JSON without re-encoding it, compacted, as responses are; a nil value
+// is written as null. Stored values (payloads, headers) are compact already and are copied as
+// they are: the HTTP transport writes the executor's output without another pass over it.
 func MarshalJSON(v json.RawMessage) graphql.Marshaler {
 	return graphql.WriterFunc(func(w io.Writer) {
 		if len(v) == 0 {
 			_, _ = io.WriteString(w, "null")
 			return
+		}
+		if bytes.ContainsAny(v, " \t\r\n") {
+			var compact bytes.Buffer
+			// Values are validated when they are stored; should one not be JSON after all,
+			// it is written as it is rather than hidden.
+			if json.Compact(&compact, v) == nil {
+				v = compact.Bytes()
+			}
 		}
 		_, _ = w.Write(v)
 	})

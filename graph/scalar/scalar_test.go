@@ -53,3 +53,20 @@ func TestTimeIsUTC(t *testing.T) {
 		t.Fatal("accepted a non-RFC 3339 time")
 	}
 }
+
+func TestJSONIsWrittenCompact(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"compact", `{"a":[1,"x y"]}`, `{"a":[1,"x y"]}`},
+		{"indented", "{\n  \"a\": [1, \"x y\"]\n}", `{"a":[1,"x y"]}`},
+		{"nil", "", "null"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			MarshalJSON([]byte(tt.in)).MarshalGQL(&b)
+			if b.String() != tt.want {
+				t.Errorf("got %s, want %s", b.String(), tt.want)
+			}
+		})
+	}
+}
