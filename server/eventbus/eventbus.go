@@ -1,7 +1,10 @@
 // Package eventbus fans values out to in-process subscribers without ever blocking the
-// publisher. Each subscriber has a bounded buffer; a subscriber that lets it fill is marked lagged
-// and stops receiving, so it can fall back to the durable log (events) or end (live-only streams).
-// A PostgreSQL LISTEN/NOTIFY relay feeds the same Bus on every instance.
+// publisher. The bus keeps the latest values in one ring shared by all subscribers; each
+// subscriber is only told that something new is there and pulls it from the ring at its own
+// pace, so an idle subscription costs a few words instead of a buffer of its own. A subscriber
+// that falls more than its size values behind is lagged and receives nothing more, so it can fall
+// back to the durable log (events) or end (live-only streams). A PostgreSQL LISTEN/NOTIFY relay
+// feeds the same Bus on every instance.
 package eventbus
 
 import "sync"
@@ -10,6 +13,15 @@ import "sync"
 type Bus[T any] struct {
 	mu   sync.RWMutex
 	subs map[*Subscription[T]]struct{}
+	// ring holds the latest values: value number n (counting from 0) is at n % len(ring).
+	// Its length is a power of two at least the largest size subscribed with, so a subscriber
+	// that is not lagged always finds its next value there.
+	ring []T
+	// head is how many values have been published.
+	head uint64
+	// kept is the number of the oldest value the ring still holds; older slots are cleared so
+	// that values every subscriber has read are not kept alive.
+	kept uint64
 }
 
 // New makes an empty Bus.
@@ -19,40 +31,80 @@ func New[T any]() *Bus[T] {
 
 // Subscription receives the values published after it was made.
 type Subscription[T any] struct {
-	bus    *Bus[T]
-	ch     chan T
-	lagged chan struct{}
-	once   sync.Once
+	bus   *Bus[T]
+	size  uint64
+	ready chan struct{} // capacity 1: something was published since Next last ran dry
+	// next is the number of the next value to read; written by the subscriber under the
+	// bus's read lock, read by the publisher under its write lock.
+	next uint64
 }
 
-// Subscribe registers a subscriber with a buffer of size values.
+// Subscribe registers a subscriber that may fall at most size values behind.
 func (b *Bus[T]) Subscribe(size int) *Subscription[T] {
-	s := &Subscription[T]{bus: b, ch: make(chan T, max(size, 1)), lagged: make(chan struct{})}
+	size = max(size, 1)
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if size > len(b.ring) {
+		b.growLocked(size)
+	}
+	s := &Subscription[T]{bus: b, size: uint64(size), ready: make(chan struct{}, 1), next: b.head}
 	b.subs[s] = struct{}{}
-	b.mu.Unlock()
 	return s
 }
 
-// Publish hands v to every subscriber that has room; the others are marked lagged and dropped.
+// growLocked makes the ring hold at least size values, keeping the ones it holds.
+func (b *Bus[T]) growLocked(size int) {
+	n := 1
+	for n < size {
+		n *= 2
+	}
+	ring := make([]T, n)
+	for i := b.kept; i < b.head; i++ {
+		ring[i%uint64(n)] = b.ring[i%uint64(len(b.ring))]
+	}
+	b.ring = ring
+}
+
+// Publish appends values to the ring and tells every subscriber. It never waits for them: a
+// subscriber that does not read in time finds itself lagged.
 func (b *Bus[T]) Publish(values ...T) {
-	b.mu.RLock()
-	var full []*Subscription[T]
+	if len(values) == 0 {
+		return
+	}
+	b.mu.Lock()
+	if len(b.ring) == 0 {
+		b.growLocked(1)
+	}
+	n := uint64(len(b.ring))
+	for _, v := range values {
+		b.ring[b.head%n] = v
+		b.head++
+	}
+	// Clear what nobody will read any more: older than every subscriber's next value (a
+	// lagged subscriber reads nothing, so the ring's length bounds what it holds up).
+	var oldest uint64
+	if b.head > n {
+		oldest = b.head - n
+	}
+	low := b.head
 	for s := range b.subs {
-		for _, v := range values {
-			select {
-			case s.ch <- v:
-				continue
-			default:
-			}
-			full = append(full, s)
-			break
+		low = min(low, max(s.next, oldest))
+	}
+	var zero T
+	// Slots before oldest were overwritten by this publish: nothing to clear there.
+	for b.kept = max(b.kept, oldest); b.kept < low; b.kept++ {
+		b.ring[b.kept%n] = zero
+	}
+	b.mu.Unlock()
+
+	b.mu.RLock()
+	for s := range b.subs {
+		select {
+		case s.ready <- struct{}{}:
+		default: // already told
 		}
 	}
 	b.mu.RUnlock()
-	for _, s := range full {
-		s.markLagged()
-	}
 }
 
 // Subscribers reports how many subscriptions are open.
@@ -62,21 +114,30 @@ func (b *Bus[T]) Subscribers() int {
 	return len(b.subs)
 }
 
-// C delivers the values.
-func (s *Subscription[T]) C() <-chan T { return s.ch }
+// Ready receives a signal when values may have been published since Next last reported none.
+func (s *Subscription[T]) Ready() <-chan struct{} { return s.ready }
 
-// Lagged is closed when the subscriber missed a value because its buffer was full.
-// No more values are delivered after that.
-func (s *Subscription[T]) Lagged() <-chan struct{} { return s.lagged }
+// Next returns the next value, in publish order; ok is false when there is none yet. lagged
+// reports that the subscriber fell more than its size values behind: it missed values and
+// gets none any more.
+func (s *Subscription[T]) Next() (v T, ok, lagged bool) {
+	b := s.bus
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	switch {
+	case b.head-s.next > s.size:
+		return v, false, true
+	case s.next == b.head:
+		return v, false, false
+	}
+	v = b.ring[s.next%uint64(len(b.ring))]
+	s.next++
+	return v, true, false
+}
 
 // Close unregisters the subscription.
 func (s *Subscription[T]) Close() {
 	s.bus.mu.Lock()
 	delete(s.bus.subs, s)
 	s.bus.mu.Unlock()
-}
-
-func (s *Subscription[T]) markLagged() {
-	s.Close()
-	s.once.Do(func() { close(s.lagged) })
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/eventgate/eventgate/ent"
 	"github.com/eventgate/eventgate/graph/scalar"
+	"github.com/eventgate/eventgate/server/eventbus"
 	"github.com/eventgate/eventgate/server/streamctl"
 )
 
@@ -93,25 +94,40 @@ func (s *Service) follow(ctx context.Context, out chan<- *ent.Event, types []str
 		}
 		// Live. The bus delivers in commit order; events at or before last were already sent.
 		replay = false
-	live:
+		if !followLive(ctx, sub, func(e *ent.Event) bool {
+			if int64(e.ID) <= last || !want(e) {
+				return true
+			}
+			return send(e, false)
+		}) {
+			sub.Close()
+			return
+		}
+		sub.Close() // fell behind: read the rest from the log
+	}
+}
+
+// followLive hands every value of sub to handle until handle or ctx says stop (false) or sub
+// lags (true: it missed values).
+func followLive[T any](ctx context.Context, sub *eventbus.Subscription[T], handle func(T) bool) (lagged bool) {
+	for {
 		for {
-			select {
-			case <-ctx.Done():
-				sub.Close()
-				return
-			case <-sub.Lagged():
-				break live // fell behind: read the rest from the log
-			case e := <-sub.C():
-				if int64(e.ID) <= last || !want(e) {
-					continue
-				}
-				if !send(e, false) {
-					sub.Close()
-					return
-				}
+			v, ok, lag := sub.Next()
+			if lag {
+				return true
+			}
+			if !ok {
+				break
+			}
+			if !handle(v) {
+				return false
 			}
 		}
-		sub.Close()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-sub.Ready():
+		}
 	}
 }
 
@@ -134,26 +150,20 @@ func (s *Service) DeliveryUpdates(ctx context.Context, keep func(*ent.Delivery) 
 		defer close(out)
 		defer streamctl.End(ctx)
 		defer sub.Close()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-sub.Lagged():
-				return
-			case d := <-sub.C():
-				if !keep(d) {
-					continue
-				}
-				if !streamctl.Emit(ctx, streamctl.Item{}) {
-					return
-				}
-				select {
-				case out <- d:
-				case <-ctx.Done():
-					return
-				}
+		followLive(ctx, sub, func(d *ent.Delivery) bool {
+			if !keep(d) {
+				return true
 			}
-		}
+			if !streamctl.Emit(ctx, streamctl.Item{}) {
+				return false
+			}
+			select {
+			case out <- d:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		})
 	}()
 	return out
 }

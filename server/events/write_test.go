@@ -56,8 +56,8 @@ func TestGroupCommitIsolatesRefusedCalls(t *testing.T) {
 		t.Fatalf("repeat of id a created a new event")
 	}
 	for _, want := range []string{"a", "b"} {
-		if e := <-sub.C(); e.EventID != want {
-			t.Fatalf("bus: got %s, want %s", e.EventID, want)
+		if e, ok, _ := sub.Next(); !ok || e.EventID != want {
+			t.Fatalf("bus: got %v, want %s", e, want)
 		}
 	}
 	n, err := svc.client.Event.Query().Count(context.Background())
