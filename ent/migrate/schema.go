@@ -3,6 +3,7 @@
 package migrate
 
 import (
+	"entgo.io/ent/dialect/entsql"
 	"entgo.io/ent/dialect/sql/schema"
 	"entgo.io/ent/schema/field"
 )
@@ -67,6 +68,14 @@ var (
 				Name:    "delivery_status_next_attempt_at",
 				Unique:  false,
 				Columns: []*schema.Column{DeliveriesColumns[2], DeliveriesColumns[4]},
+			},
+			{
+				Name:    "delivery_due_webhook_id_next_attempt_at",
+				Unique:  false,
+				Columns: []*schema.Column{DeliveriesColumns[12], DeliveriesColumns[4]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "next_attempt_at IS NOT NULL",
+				},
 			},
 			{
 				Name:    "delivery_webhook_id_created_at",

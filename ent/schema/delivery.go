@@ -21,6 +21,7 @@ func (Delivery) Fields() []ent.Field {
 		field.String("event_type"),
 		field.Enum("status").Values("PENDING", "SUCCESS", "FAILED").Default("PENDING"),
 		field.Int("attempt_count").Default(0),
+		// Set exactly while PENDING: when the next attempt is due.
 		field.Time("next_attempt_at").Optional().Nillable(),
 		field.Int("response_status").Optional().Nillable(),
 		field.String("error_message").Optional().Nillable(),
@@ -46,6 +47,12 @@ func (Delivery) Edges() []ent.Edge {
 func (Delivery) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("status", "next_attempt_at"),
+		// The dispatcher refills one webhook's lane in due order. Partial, so that it holds only
+		// the deliveries with an attempt to make (next_attempt_at is set exactly while PENDING)
+		// and stays as small as the backlog.
+		index.Fields("webhook_id", "next_attempt_at").
+			Annotations(entsql.IndexWhere("next_attempt_at IS NOT NULL")).
+			StorageKey("delivery_due_webhook_id_next_attempt_at"),
 		index.Fields("webhook_id", "created_at"),
 		index.Fields("event_id"),
 		index.Fields("created_at"),

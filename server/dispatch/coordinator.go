@@ -128,8 +128,7 @@ func (d *Dispatcher) wantsClaim() bool {
 // lanes known to have a backlog; those are then refilled with what budget is left, each with a
 // query of its own that stops once it has the lane's share. Refilling them through the due-order
 // query instead took a round per lane, each reading past the backlogs of the lanes before it.
-// (An index on (webhook_id, status, next_attempt_at) would make the refill read only that
-// webhook's rows, but it slowed ingest and the 500 events/s scenario more than it helped.)
+// Each refill reads only its webhook's due rows (laneQuery).
 func (d *Dispatcher) claim(discover bool) {
 	ctx := d.dbCtx
 	if discover || d.co.backlog {
@@ -158,9 +157,7 @@ func (d *Dispatcher) claim(discover bool) {
 			break // the lanes keep their backlog and are refilled as results come in
 		}
 		want := min(d.laneLimit(l)-l.claimed, share, budget)
-		cands, err := d.client.Delivery.Query().
-			Where(append(d.duePredicates(now), delivery.WebhookID(l.id))...).
-			Order(delivery.ByNextAttemptAt(), delivery.ByID()).Limit(want).All(ctx)
+		cands, err := d.laneQuery(l.id, now).Limit(want).All(ctx)
 		if err != nil {
 			d.logDBError("find due deliveries", err)
 			return
@@ -188,6 +185,22 @@ func (d *Dispatcher) duePredicates(now time.Time) []predicate.Delivery {
 		delivery.Or(delivery.ClaimedUntilIsNil(), delivery.ClaimedUntilLT(now)),
 		activeWebhook,
 	}
+}
+
+// laneQuery finds the due deliveries of one webhook in due order. It walks the partial index on
+// (webhook_id, next_attempt_at) over the deliveries with an attempt to make, so it reads only
+// this webhook's rows: the status term is kept off the (status, next_attempt_at) index, which
+// would read every webhook's due rows and filter them.
+func (d *Dispatcher) laneQuery(webhookID int, now time.Time) *ent.DeliveryQuery {
+	return d.client.Delivery.Query().
+		Where(
+			delivery.WebhookID(webhookID),
+			delivery.NextAttemptAtLTE(now),
+			pendingNotIndexed,
+			delivery.Or(delivery.ClaimedUntilIsNil(), delivery.ClaimedUntilLT(now)),
+			activeWebhook,
+		).
+		Order(delivery.ByNextAttemptAt(), delivery.ByID())
 }
 
 // activeWebhook matches deliveries of active webhooks. It is written by hand so that SQLite does
