@@ -88,11 +88,11 @@ func End(ctx context.Context) {
 	}
 }
 
-// Queue is the Tracker transports use: it hands items over one at a time, in emit order.
+// Queue is the Tracker transports use: it hands items over one at a time, in emit order, to
+// a consumer goroutine that exists only while an item is in its hands (see SetConsumer), or to
+// the emitter's own goroutine for items that need no execution (see SetDirect).
 type Queue struct {
 	items     chan Item
-	ended     chan struct{}
-	endOnce   sync.Once
 	cache     *RenderCache
 	operation string
 
@@ -101,15 +101,25 @@ type Queue struct {
 	started bool
 	// direct, when set, takes live pre-rendered items in the emitter's goroutine.
 	direct func(Item) bool
-	// pending counts items handed over the channel and not yet Handled: while any is, a
-	// direct item would overtake it, so it goes over the channel too.
+	// consume, when set, takes every other item, on a goroutine of the queue's.
+	consume func(Item) bool
+	// ended is called once End was called and no consumer runs any more.
+	ended func()
+	// pending counts items emitted for the consumer and not yet consumed: while any is, a
+	// direct item would overtake it, so it goes to the consumer too.
 	pending int
+	// consuming is set while a consumer goroutine runs; it ends when nothing is pending.
+	consuming bool
+	// stopped is set once consume reported the stream over: later items are refused.
+	stopped   bool
+	endCalled bool
+	endFired  bool
 }
 
 // NewQueue makes a Queue. With cache set, items are looked up in it under the operation's
 // fingerprint (see RenderCache).
 func NewQueue(cache *RenderCache, operation string) *Queue {
-	return &Queue{items: make(chan Item), ended: make(chan struct{}), cache: cache, operation: operation}
+	return &Queue{items: make(chan Item), cache: cache, operation: operation}
 }
 
 // Start implements Tracker.
@@ -134,8 +144,8 @@ func (q *Queue) StartCursor() string {
 }
 
 // SetDirect makes Emit hand live items that carry Data to f, in the emitter's goroutine,
-// when no earlier item is still being handled: such an item needs no execution, so it skips
-// the hand-over to the consumer's goroutine (one goroutine switch per frame less). f reports
+// when no earlier item is still with the consumer: such an item needs no execution, so it
+// skips the hand-over to another goroutine (one goroutine switch per frame less). f reports
 // false when the stream has ended; Emit then reports false too. Call it before the resolver
 // runs.
 func (q *Queue) SetDirect(f func(Item) bool) {
@@ -144,35 +154,109 @@ func (q *Queue) SetDirect(f func(Item) bool) {
 	q.mu.Unlock()
 }
 
+// SetConsumer makes the queue hand every item that does not go direct to consume, one at a
+// time and in emit order, on a goroutine the queue starts when such an item comes and that
+// ends as soon as none is pending: an idle subscription has no goroutine of its own. Emit
+// waits until consume has taken the item, so the resolver never runs ahead of it. consume
+// reports false when the stream is over; later items are then refused. ended is called once,
+// after End, when no consume call is running. Items emitted before SetConsumer wait for it.
+func (q *Queue) SetConsumer(ctx context.Context, consume func(Item) bool, ended func()) {
+	q.mu.Lock()
+	q.consume, q.ended = consume, ended
+	spawn := q.pending > 0 && !q.consuming
+	if spawn {
+		q.consuming = true
+	}
+	fire := q.endDueLocked()
+	q.mu.Unlock()
+	if spawn {
+		go q.consumeLoop(ctx)
+	}
+	if fire {
+		ended()
+	}
+}
+
+// endDueLocked reports (once) that ended must be called now.
+func (q *Queue) endDueLocked() bool {
+	if !q.endCalled || q.consuming || q.ended == nil || q.endFired {
+		return false
+	}
+	q.endFired = true
+	return true
+}
+
 // Emit implements Tracker.
 func (q *Queue) Emit(ctx context.Context, it Item) bool {
+	if ctx.Err() != nil {
+		return false
+	}
 	q.mu.Lock()
+	if q.stopped {
+		q.mu.Unlock()
+		return false
+	}
 	if it.Data != nil && !it.Replay && q.direct != nil && q.pending == 0 {
 		direct := q.direct
 		q.mu.Unlock()
 		// pending is 0 and the resolver emits from one goroutine, so nothing is in flight
-		// that this item could overtake, and Handled has nothing to race with.
+		// that this item could overtake.
 		return direct(it) && ctx.Err() == nil
 	}
 	q.pending++
+	spawn := q.consume != nil && !q.consuming
+	if spawn {
+		q.consuming = true
+	}
 	q.mu.Unlock()
+	if spawn {
+		go q.consumeLoop(ctx)
+	}
 	select {
 	case q.items <- it:
 		return true
 	case <-ctx.Done():
-		q.Handled()
+		q.mu.Lock()
+		q.pending--
+		q.mu.Unlock()
 		return false
 	}
 }
 
-// Handled says the consumer is done with the last item Wait returned: its frame is queued
-// (or the stream ended). Items emitted meanwhile go over the channel, in order.
-func (q *Queue) Handled() {
-	q.mu.Lock()
-	if q.pending > 0 {
+// consumeLoop hands items to consume until none is pending or ctx ends.
+func (q *Queue) consumeLoop(ctx context.Context) {
+	for {
+		var it Item
+		select {
+		case it = <-q.items:
+		case <-ctx.Done():
+			q.mu.Lock()
+			q.consuming = false
+			fire := q.endDueLocked()
+			q.mu.Unlock()
+			if fire {
+				q.ended()
+			}
+			return
+		}
+		ok := q.consume(it)
+		q.mu.Lock()
 		q.pending--
+		if !ok {
+			q.stopped = true
+		}
+		if q.pending > 0 {
+			q.mu.Unlock()
+			continue
+		}
+		q.consuming = false
+		fire := q.endDueLocked()
+		q.mu.Unlock()
+		if fire {
+			q.ended()
+		}
+		return
 	}
-	q.mu.Unlock()
 }
 
 // Rendered implements Tracker.
@@ -184,17 +268,13 @@ func (q *Queue) Rendered(key int64) ([]byte, bool) {
 }
 
 // End implements Tracker.
-func (q *Queue) End() { q.endOnce.Do(func() { close(q.ended) }) }
-
-// Wait returns the next item; ok is false once the resolver ended (or ctx did).
-func (q *Queue) Wait(ctx context.Context) (it Item, ok bool) {
-	select {
-	case it = <-q.items:
-		return it, true
-	case <-q.ended:
-		return Item{}, false
-	case <-ctx.Done():
-		return Item{}, false
+func (q *Queue) End() {
+	q.mu.Lock()
+	q.endCalled = true
+	fire := q.endDueLocked()
+	q.mu.Unlock()
+	if fire {
+		q.ended()
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 )
 
 // TestQueueDirectKeepsOrder emits a mix of items to execute and pre-rendered live items while
-// the consumer is slow with the former: every item must come out exactly once, in emit order,
+// the consumer is slow with the former (on goroutines that come and go): every item must come out exactly once, in emit order,
 // whichever path it took.
 func TestQueueDirectKeepsOrder(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -32,20 +32,15 @@ func TestQueueDirectKeepsOrder(t *testing.T) {
 	})
 	const n = 2000
 	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; ; i++ {
-			it, ok := q.Wait(ctx)
-			if !ok {
-				return
-			}
-			if i%7 == 0 {
-				time.Sleep(50 * time.Microsecond) // a slow execution
-			}
-			record(it)
-			q.Handled()
+	consumed := 0
+	q.SetConsumer(ctx, func(it streamctl.Item) bool {
+		if consumed%7 == 0 {
+			time.Sleep(50 * time.Microsecond) // a slow execution
 		}
-	}()
+		consumed++
+		record(it)
+		return true
+	}, func() { close(done) })
 	var want []string
 	for i := range n {
 		it := streamctl.Item{Cursor: fmt.Sprint(i), Key: int64(i + 1)}
@@ -83,5 +78,68 @@ func TestQueueDirectEnd(t *testing.T) {
 	q.SetDirect(func(streamctl.Item) bool { return false })
 	if q.Emit(context.Background(), streamctl.Item{Data: []byte("x")}) {
 		t.Errorf("emit: got true, want false")
+	}
+}
+
+// TestQueueEndWaitsForTheConsumer: ended comes once, after End, and not while an item is
+// still being consumed; items emitted before SetConsumer wait for it.
+func TestQueueEndWaitsForTheConsumer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	q := streamctl.NewQueue(nil, "")
+	emitted := make(chan bool)
+	go func() { emitted <- q.Emit(ctx, streamctl.Item{Cursor: "early"}) }()
+	release := make(chan struct{})
+	var got []string
+	var ends int
+	endedCh := make(chan struct{})
+	var mu sync.Mutex
+	q.SetConsumer(ctx, func(it streamctl.Item) bool {
+		<-release
+		mu.Lock()
+		got = append(got, it.Cursor)
+		mu.Unlock()
+		return true
+	}, func() {
+		mu.Lock()
+		ends++
+		mu.Unlock()
+		close(endedCh)
+	})
+	if !<-emitted {
+		t.Fatal("emit before SetConsumer: got false, want true")
+	}
+	q.End()
+	select {
+	case <-endedCh:
+		t.Fatal("ended while an item was still being consumed")
+	default:
+	}
+	close(release)
+	<-endedCh
+	q.End()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0] != "early" || ends != 1 {
+		t.Fatalf("got items %v and %d ends, want [early] and 1", got, ends)
+	}
+}
+
+// TestQueueConsumerStopRefusesLaterItems: once the consumer reports the stream over, Emit
+// reports false, so the resolver stops.
+func TestQueueConsumerStopRefusesLaterItems(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	q := streamctl.NewQueue(nil, "")
+	q.SetConsumer(ctx, func(streamctl.Item) bool { return false }, func() {})
+	q.SetDirect(func(streamctl.Item) bool { return true })
+	if !q.Emit(ctx, streamctl.Item{Cursor: "1"}) {
+		t.Fatal("first emit: got false, want true (the consumer took it)")
+	}
+	// The consumer's verdict is recorded when consume returns; the next emit may race it, the
+	// one after cannot pass both.
+	q.Emit(ctx, streamctl.Item{Cursor: "2"})
+	if q.Emit(ctx, streamctl.Item{Cursor: "3"}) {
+		t.Fatal("emit after the consumer stopped: got true, want false")
 	}
 }

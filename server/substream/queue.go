@@ -130,16 +130,7 @@ func NewQueue(size int, stats *Stats, wake func()) *Queue {
 	if size < 1 {
 		size = 1
 	}
-	return &Queue{size: size, stats: stats, wake: wake, space: make(chan struct{}, 1), track: streamctl.NewQueue(nil, "")}
-}
-
-// Tracker returns the streamctl tracker through which the operation's resolver reports item
-// cursors and replay; Run replaces it with one bound to the render cache and puts it in the
-// operation's context.
-func (q *Queue) Tracker() *streamctl.Queue {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.track
+	return &Queue{size: size, stats: stats, wake: wake, space: make(chan struct{}, 1)}
 }
 
 func (q *Queue) setTracker(t *streamctl.Queue) {
@@ -284,7 +275,7 @@ func (q *Queue) Len() int {
 }
 
 func (q *Queue) resumeLocked() string {
-	if q.last != "" {
+	if q.last != "" || q.track == nil {
 		return q.last
 	}
 	return q.track.StartCursor()

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/eventgate/eventgate/server/streamctl"
 )
 
 // pushLive pushes live frames c1..cn and fails on any error.
@@ -33,7 +35,9 @@ func TestQueueOverflowEndsLiveStreamWithResumeCursor(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var stats Stats
 			q := NewQueue(4, &stats, nil)
-			q.Tracker().Start(tc.start)
+			tracker := streamctl.NewQueue(nil, "")
+			tracker.Start(tc.start)
+			q.setTracker(tracker)
 			pushLive(t, q, 1, 4)
 			for range tc.popped {
 				if _, st, _ := q.Pop(); st != Data {

@@ -293,14 +293,16 @@ func (c *conn) subscribe(id string, params *graphql.RawParams, legacy bool) {
 		op.q.Finish(enc.Error(resp.Errors))
 		return
 	}
+	// The operation counts as running until Start reports it ended, which for a subscription
+	// is long after this goroutine returned: it then runs on its resolver's goroutine.
 	c.pumps.Add(1)
 	c.t.ops.Add(1)
-	go func() {
-		defer c.pumps.Done()
-		defer c.t.ops.Add(-1)
-		defer cancel()
-		substream.Run(ctx, c.exec, rc, op.q, enc, c.t.render, c.log)
-	}()
+	ended := func() {
+		cancel()
+		c.t.ops.Add(-1)
+		c.pumps.Done()
+	}
+	go substream.Start(ctx, cancel, c.exec, rc, op.q, enc, c.t.render, c.log, ended)
 }
 
 // stopOperation ends an operation at the client's request: its resolver's context is
