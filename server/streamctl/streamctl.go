@@ -226,28 +226,20 @@ func (q *Queue) Emit(ctx context.Context, it Item) bool {
 // consumeLoop hands items to consume until none is pending or ctx ends.
 func (q *Queue) consumeLoop(ctx context.Context) {
 	for {
-		var it Item
 		select {
-		case it = <-q.items:
+		case it := <-q.items:
+			ok := q.consume(it)
+			q.mu.Lock()
+			q.pending--
+			if !ok {
+				q.stopped = true
+			}
+			if q.pending > 0 {
+				q.mu.Unlock()
+				continue
+			}
 		case <-ctx.Done():
 			q.mu.Lock()
-			q.consuming = false
-			fire := q.endDueLocked()
-			q.mu.Unlock()
-			if fire {
-				q.ended()
-			}
-			return
-		}
-		ok := q.consume(it)
-		q.mu.Lock()
-		q.pending--
-		if !ok {
-			q.stopped = true
-		}
-		if q.pending > 0 {
-			q.mu.Unlock()
-			continue
 		}
 		q.consuming = false
 		fire := q.endDueLocked()
