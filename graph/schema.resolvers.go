@@ -392,9 +392,7 @@ func (r *subscriptionResolver) DeliveryUpdated(ctx context.Context, webhookID *s
 
 // HasSecret is the resolver for the hasSecret field.
 func (r *webhookResolver) HasSecret(ctx context.Context, obj *ent.Webhook) (bool, error) {
-	// Every webhook has a secret (created with one, changed only by rotation); lists do not
-	// load the sealed value.
-	return true, nil
+	return hasSecret(obj), nil
 }
 
 // CustomHeaders is the resolver for the customHeaders field.

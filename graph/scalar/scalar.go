@@ -19,8 +19,16 @@ import (
 // MarshalTime writes t as RFC 3339 with nanoseconds trimmed, always in UTC.
 func MarshalTime(t time.Time) graphql.Marshaler {
 	return graphql.WriterFunc(func(w io.Writer) {
-		_, _ = io.WriteString(w, strconv.Quote(t.UTC().Format(time.RFC3339Nano)))
+		_, _ = w.Write(AppendTime(make([]byte, 0, len(`"2006-01-02T15:04:05.999999999Z"`)), t))
 	})
+}
+
+// AppendTime appends t to b as MarshalTime writes it. RFC 3339 has nothing to escape in a
+// JSON string.
+func AppendTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
 }
 
 // UnmarshalTime reads an RFC 3339 string.
