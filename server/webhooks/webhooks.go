@@ -307,12 +307,14 @@ func (s *Service) List(ctx context.Context, f ListFilter) ([]*ent.Webhook, int, 
 }
 
 // readColumns are the webhook columns the API shows: everything but the sealed secrets and
-// header values.
+// header values, and the dispatcher's failure streak, which no field shows. Each column less
+// is 50 values less to convert per page.
 var readColumns = func() []string {
 	var cols []string
 	for _, c := range webhook.Columns {
 		switch c {
-		case webhook.FieldSecretCiphertext, webhook.FieldOldSecrets, webhook.FieldCustomHeadersCiphertext:
+		case webhook.FieldSecretCiphertext, webhook.FieldOldSecrets, webhook.FieldCustomHeadersCiphertext,
+			webhook.FieldConsecutiveFailures, webhook.FieldFirstFailureAt:
 		default:
 			cols = append(cols, c)
 		}
