@@ -23,8 +23,11 @@ import (
 // client that floods pings without reading the answers is dropped rather than buffered.
 const maxControl = 64
 
-// conn is one WebSocket connection. The goroutine that runs serve reads; the writer goroutine
-// writes every frame, runs the timers and sends the close frame. They share the fields under mu.
+// conn is one WebSocket connection. The goroutine that runs serve reads. Writing is done by a
+// writer goroutine that runs only while there is something to write (an idle connection has
+// none), one at a time; it writes every frame and sends the close frame. One timer runs the
+// init timeout, the pings or keep-alives and the rechecks of the authentication (tick). They
+// share the fields under mu.
 type conn struct {
 	t     *Transport
 	log   *slog.Logger
@@ -41,12 +44,15 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	wake       chan struct{} // capacity 1: something for the writer
-	stop       chan struct{} // closed when the reader is done: the writer exits
-	writerDone chan struct{}
-	ended      chan struct{} // closed when everything of the connection has finished
-	pumps      sync.WaitGroup
-	activity   atomic.Bool // something was read since the writer last looked
+	ended    chan struct{} // closed when everything of the connection has finished
+	pumps    sync.WaitGroup
+	writers  sync.WaitGroup // the writer goroutine, while one runs
+	activity atomic.Bool    // something was read since the last beat
+	timer    *time.Timer    // runs tick; set under mu
+
+	// The timer's schedule, used by tick only (ticks never overlap: each one arms the next).
+	initDue, beatDue, recheckDue time.Time
+	missed                       int // beats in a row without activity
 
 	mu           sync.Mutex
 	initReceived bool
@@ -58,6 +64,10 @@ type conn struct {
 	ops          map[string]*operation
 	ready        []*operation // operations whose queue has something for the writer, in order
 	control      [][]byte
+	heartbeat    bool // a beat is due: the writer sends a ping (legacy: ka and a ping)
+	writing      bool // a writer goroutine runs and will look at everything above again
+	writerDone   bool // the writer is done for good: the socket failed or the close frame went out
+	stopped      bool // the reader is done: no writer starts any more
 }
 
 // operation is one subscribe/start of the connection.
@@ -70,21 +80,18 @@ type operation struct {
 func newConn(t *Transport, ws *websocket.Conn, r *http.Request, exec graphql.GraphExecutor, batch *batchConn) *conn {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	c := &conn{
-		t:          t,
-		log:        t.log.With("remote", r.RemoteAddr, "subprotocol", ws.Subprotocol()),
-		ws:         ws,
-		net:        batch.Conn,
-		batch:      batch,
-		exec:       exec,
-		header:     r.Header,
-		legacy:     ws.Subprotocol() == ProtocolLegacyWS,
-		ctx:        ctx,
-		cancel:     cancel,
-		wake:       make(chan struct{}, 1),
-		stop:       make(chan struct{}),
-		writerDone: make(chan struct{}),
-		ended:      make(chan struct{}),
-		ops:        make(map[string]*operation),
+		t:      t,
+		log:    t.log.With("remote", r.RemoteAddr, "subprotocol", ws.Subprotocol()),
+		ws:     ws,
+		net:    batch.Conn,
+		batch:  batch,
+		exec:   exec,
+		header: r.Header,
+		legacy: ws.Subprotocol() == ProtocolLegacyWS,
+		ctx:    ctx,
+		cancel: cancel,
+		ended:  make(chan struct{}),
+		ops:    make(map[string]*operation),
 	}
 	return c
 }
@@ -108,7 +115,7 @@ func (c *conn) serve(registered bool) {
 		}
 		return err
 	})
-	go c.writeLoop()
+	c.startTimer()
 	switch {
 	case !registered:
 		c.closeWith(websocket.CloseGoingAway, "server shutting down")
@@ -126,8 +133,11 @@ func (c *conn) serve(registered bool) {
 		op.cancel()
 	}
 	c.mu.Unlock()
-	close(c.stop)
-	<-c.writerDone
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
+	c.timer.Stop()
+	c.writers.Wait()
 	if errors.Is(err, websocket.ErrReadLimit) {
 		// gorilla sent 1009 while the rest of the oversized message is still arriving; read
 		// it away so that closing does not reset the connection before the peer sees 1009.
@@ -205,10 +215,18 @@ func (c *conn) kill() {
 	_ = c.net.Close()
 }
 
+// signal makes sure a writer comes for what was just queued: it starts one unless one runs
+// (it looks at the queues again before it ends) or writing is over.
 func (c *conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	c.mu.Lock()
+	start := !c.writing && !c.writerDone && !c.stopped
+	if start {
+		c.writing = true
+		c.writers.Add(1)
+	}
+	c.mu.Unlock()
+	if start {
+		go c.writeRun()
 	}
 }
 
@@ -234,75 +252,121 @@ func (c *conn) schedule(op *operation) {
 	c.signal()
 }
 
-// writeLoop is the connection's only writer. Besides frames it runs the init timeout, pings or
-// keep-alives, and rechecks of the authentication.
-func (c *conn) writeLoop() {
-	defer close(c.writerDone)
-	cfg := c.t.cfg
+// writeRun is the connection's writer: it writes until nothing is pending, then ends. signal
+// starts it; at most one runs at a time.
+func (c *conn) writeRun() {
+	defer c.writers.Done()
+	for {
+		ok := c.flush()
+		c.mu.Lock()
+		if !ok {
+			c.writerDone = true
+		}
+		if !ok || c.stopped || !c.pendingLocked() {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+	}
+}
 
-	initTimer := time.NewTimer(cfg.InitTimeout)
-	defer initTimer.Stop()
+// pendingLocked reports whether the writer has something to do.
+func (c *conn) pendingLocked() bool {
+	return c.heartbeat || len(c.control) > 0 || c.closing || len(c.ready) > 0
+}
+
+// startTimer arms the connection's timer for its first due time.
+func (c *conn) startTimer() {
+	cfg := c.t.cfg
+	now := time.Now()
+	c.initDue = now.Add(cfg.InitTimeout)
 	beat := cfg.PingInterval
 	if c.legacy {
 		beat = cfg.KeepAliveInterval
 	}
-	beatTicker := time.NewTicker(beat)
-	defer beatTicker.Stop()
-	var recheck <-chan time.Time
+	c.beatDue = now.Add(beat)
 	if cfg.Recheck != nil {
-		tk := time.NewTicker(cfg.RecheckInterval)
-		defer tk.Stop()
-		recheck = tk.C
+		c.recheckDue = now.Add(cfg.RecheckInterval)
 	}
-	missed := 0
+	// Under mu: tick may run before AfterFunc returns, and it reads c.timer under mu.
+	c.mu.Lock()
+	c.timer = time.AfterFunc(c.nextDue().Sub(now), c.tick)
+	c.mu.Unlock()
+}
 
-	for {
-		if !c.flush() {
+// nextDue is the earliest of the timer's due times.
+func (c *conn) nextDue() time.Time {
+	next := c.beatDue
+	for _, t := range []time.Time{c.initDue, c.recheckDue} {
+		if !t.IsZero() && t.Before(next) {
+			next = t
+		}
+	}
+	return next
+}
+
+// tick runs what is due — the init timeout, a beat, a recheck of the authentication — on the
+// timer's goroutine, and arms the timer for what comes next.
+func (c *conn) tick() {
+	cfg := c.t.cfg
+	now := time.Now()
+	if !c.initDue.IsZero() && !now.Before(c.initDue) {
+		c.initDue = time.Time{}
+		c.mu.Lock()
+		received := c.initReceived
+		c.mu.Unlock()
+		if !received {
+			c.closeWith(CloseInitTimeout, "connection initialisation timeout")
+		}
+	}
+	if !now.Before(c.beatDue) {
+		beat := cfg.PingInterval
+		if c.legacy {
+			beat = cfg.KeepAliveInterval
+		}
+		c.beatDue = now.Add(beat)
+		if c.activity.Swap(false) {
+			c.missed = 0
+		}
+		if c.missed >= 2 {
+			c.log.Info("websocket peer missed two pings; dropping it")
+			c.kill()
 			return
 		}
-		select {
-		case <-c.stop:
-			return
-		case <-c.wake:
-		case <-initTimer.C:
-			c.mu.Lock()
-			received := c.initReceived
-			c.mu.Unlock()
-			if !received {
-				c.closeWith(CloseInitTimeout, "connection initialisation timeout")
-			}
-		case <-beatTicker.C:
-			if c.activity.Swap(false) {
-				missed = 0
-			}
-			if missed >= 2 {
-				c.log.Info("websocket peer missed two pings; dropping it")
-				c.kill()
-				return
-			}
-			missed++
-			if !c.heartbeat() {
-				return
-			}
-		case <-recheck:
-			c.mu.Lock()
-			acked, closing, ctx := c.acked, c.closing, c.authCtx
-			c.mu.Unlock()
-			if acked && !closing {
-				if err := cfg.Recheck(ctx); err != nil {
-					c.log.Info("websocket authentication no longer valid", "err", err)
-					c.closeWith(CloseForbidden, "forbidden")
-				}
+		c.missed++
+		c.mu.Lock()
+		c.heartbeat = true
+		c.mu.Unlock()
+		c.signal()
+	}
+	if !c.recheckDue.IsZero() && !now.Before(c.recheckDue) {
+		c.recheckDue = now.Add(cfg.RecheckInterval)
+		c.mu.Lock()
+		acked, closing, ctx := c.acked, c.closing, c.authCtx
+		c.mu.Unlock()
+		if acked && !closing {
+			if err := cfg.Recheck(ctx); err != nil {
+				c.log.Info("websocket authentication no longer valid", "err", err)
+				c.closeWith(CloseForbidden, "forbidden")
 			}
 		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// Once the reader is done serve stops the timer; once the writer is done nothing is left
+	// for the timer to do.
+	if !c.stopped && !c.writerDone {
+		c.timer.Reset(time.Until(c.nextDue()))
 	}
 }
 
-// heartbeat sends a ping (graphql-transport-ws) or a ka plus a WebSocket ping (legacy, whose
+// sendHeartbeat sends a ping (graphql-transport-ws) or a ka plus a WebSocket ping (legacy, whose
 // protocol has no ping of its own).
-func (c *conn) heartbeat() bool {
+func (c *conn) sendHeartbeat() bool {
 	c.mu.Lock()
 	acked, closing := c.acked, c.closing
+	c.heartbeat = false
 	c.mu.Unlock()
 	if closing {
 		return true
@@ -316,13 +380,13 @@ func (c *conn) heartbeat() bool {
 	return c.check(c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.t.cfg.WriteTimeout)))
 }
 
-// flushBatch is how many frames flush writes before it lets the timers run: a busy stream
-// must not starve pings and authentication rechecks.
+// flushBatch is how many frames flush writes in one batch (one write(2) when they fit in the
+// batch buffer), so that a busy stream's batches stay bounded.
 const flushBatch = 64
 
-// flush writes what is pending, up to flushBatch frames (then it wakes itself up again), with
-// as few write(2) calls as the batchConn manages. It returns false when the writer must exit:
-// the socket failed, or the close frame has been sent.
+// flush writes what is pending, up to flushBatch frames, with as few write(2) calls as the
+// batchConn manages. It returns false when the writer must exit: the socket failed, or the
+// close frame has been sent.
 func (c *conn) flush() bool {
 	c.batch.hold()
 	ok := c.flushFrames()
@@ -342,10 +406,15 @@ func (c *conn) flush() bool {
 
 // flushFrames is flush's work, inside one batch.
 func (c *conn) flushFrames() bool {
+	c.mu.Lock()
+	beat := c.heartbeat
+	c.mu.Unlock()
+	if beat && !c.sendHeartbeat() {
+		return false
+	}
 	for n := 0; ; n++ {
 		if n == flushBatch {
-			c.signal()
-			return true
+			return true // writeRun comes back for the rest
 		}
 		c.mu.Lock()
 		if len(c.control) > 0 {

@@ -6,10 +6,11 @@
 // each subscription may queue (server/substream) so that a slow client is dropped with
 // SLOW_CONSUMER instead of slowing anyone else.
 //
-// Per connection it runs two goroutines (a reader, and a writer that also owns the timers) plus
-// one per active operation. Do returns right after the upgrade, so the HTTP server's
-// goroutine and buffers of that connection are released, and write buffers come from a
-// shared pool: an idle subscribed socket costs a few kilobytes.
+// An idle connection holds one goroutine, its reader, and one timer; a writer goroutine runs
+// only while frames are pending, and a subscription runs on its resolver's goroutine
+// (server/substream). Do returns right after the upgrade, so the HTTP server's goroutine and
+// buffers of that connection are released, and write buffers come from a shared pool: an idle
+// subscribed socket costs a few kilobytes.
 package wsgraphql
 
 import (
@@ -96,7 +97,7 @@ type Config struct {
 	Authenticate func(ctx context.Context, upgrade http.Header, initPayload map[string]any) (context.Context, error)
 	// Recheck is called every RecheckInterval with the context Authenticate returned; an
 	// error (token revoked or expired) closes the socket with 4403. It runs on the
-	// connection's writer goroutine, so it should be cheap. Nil disables it.
+	// connection's timer, which waits for it, so it should be cheap. Nil disables it.
 	Recheck func(ctx context.Context) error
 	// Logger receives connection-level events; nil discards them.
 	Logger *slog.Logger
