@@ -16,6 +16,7 @@ type drainResult struct {
 	deliveries        int
 	concurrency       int
 	startDelay        time.Duration
+	cpuPerDelivery    time.Duration // eventgate's CPU time per delivery while draining
 	note              string
 }
 
@@ -88,13 +89,24 @@ func runDrain(ctx context.Context, e *env) (drainResult, error) {
 	enable.WriteString(" }")
 	e.log.printf("scenario 4: enabling the webhooks")
 	e.prof.start("4-drain")
+	cpu0, err := t.cpuTime()
+	if err != nil {
+		return res, err
+	}
 	enabled := time.Now()
 	if err := t.graphQL(ctx, enable.String(), nil, nil); err != nil {
 		return res, err
 	}
 	waitErr := rc.waitCount(res.deliveries, 5*time.Minute)
+	cpu1, err := t.cpuTime()
+	if err != nil {
+		return res, err
+	}
 	e.prof.stop()
 	n, first, last := rc.snapshot()
+	if n > 0 {
+		res.cpuPerDelivery = (cpu1 - cpu0) / time.Duration(n)
+	}
 	res.startDelay = first.Sub(enabled)
 	if n > 1 {
 		res.perSec = float64(n-1) / last.Sub(first).Seconds()
@@ -105,7 +117,7 @@ func runDrain(ctx context.Context, e *env) (drainResult, error) {
 	if waitErr != nil || retries > 0 {
 		res.note = fmt.Sprintf("%d retries; %v", retries, waitErr)
 	}
-	e.log.printf("scenario 4: eventgate drained %d deliveries at %.0f/s (first request %v after enabling)", n, res.perSec, res.startDelay.Round(time.Millisecond))
+	e.log.printf("scenario 4: eventgate drained %d deliveries at %.0f/s (first request %v after enabling; CPU %s per delivery)", n, res.perSec, res.startDelay.Round(time.Millisecond), microseconds(res.cpuPerDelivery))
 
 	rc.reset()
 	e.stopTarget(t) // the baseline runs alone

@@ -15,6 +15,7 @@ type hooksResult struct {
 	samples, want          int
 	achievedRate           float64
 	publishP50, publishP99 float64
+	cpuPerDelivery         time.Duration // eventgate's CPU time per delivery, publishing included
 	retries                int
 	note                   string
 }
@@ -60,6 +61,10 @@ func runHooks(ctx context.Context, e *env) (hooksResult, error) {
 	res.want = events * o.hookWebhooks
 	e.log.printf("scenario 3: publishEvent at %.0f/s for %v, %d webhooks each", o.hookRate, o.hookDuration, o.hookWebhooks)
 	e.prof.start("3-hooks")
+	cpu0, err := t.cpuTime()
+	if err != nil {
+		return res, err
+	}
 	var rtts []int64
 	res.achievedRate, rtts, err = openLoop(ctx, events, o.hookRate, 64, func(ctx context.Context, i int) error {
 		return publishOne(ctx, t, i+1)
@@ -68,6 +73,10 @@ func runHooks(ctx context.Context, e *env) (hooksResult, error) {
 		return res, fmt.Errorf("publishEvent: %w", err)
 	}
 	waitErr := rc.waitCount(res.want, 60*time.Second)
+	cpu1, err := t.cpuTime()
+	if err != nil {
+		return res, err
+	}
 	e.prof.stop()
 	rc.mu.Lock()
 	lat := append([]int64(nil), rc.latUS...)
@@ -76,14 +85,17 @@ func runHooks(ctx context.Context, e *env) (hooksResult, error) {
 	res.samples = len(lat)
 	res.p50, res.p99, res.maxMS = latencySummary(lat)
 	res.publishP50, res.publishP99, _ = latencySummary(rtts)
+	if res.samples > 0 {
+		res.cpuPerDelivery = (cpu1 - cpu0) / time.Duration(res.samples)
+	}
 	if res.achievedRate < 0.95*o.hookRate {
 		res.note = fmt.Sprintf("the publisher fell behind: %.0f of %.0f events/s", res.achievedRate, o.hookRate)
 	}
 	if waitErr != nil || res.retries > 0 {
 		res.note = joinNotes(res.note, fmt.Sprintf("%d retries; %v", res.retries, waitErr))
 	}
-	e.log.printf("scenario 3: %d first attempts, p50 %.1f ms p99 %.1f ms max %.1f ms; publishEvent p50 %.1f ms p99 %.1f ms; %.0f events/s achieved",
-		res.samples, res.p50, res.p99, res.maxMS, res.publishP50, res.publishP99, res.achievedRate)
+	e.log.printf("scenario 3: %d first attempts, p50 %.1f ms p99 %.1f ms max %.1f ms; publishEvent p50 %.1f ms p99 %.1f ms; %.0f events/s achieved; eventgate CPU %s per delivery",
+		res.samples, res.p50, res.p99, res.maxMS, res.publishP50, res.publishP99, res.achievedRate, microseconds(res.cpuPerDelivery))
 	return res, nil
 }
 

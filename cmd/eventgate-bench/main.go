@@ -248,8 +248,8 @@ func run(ctx context.Context, o options, out, errOut io.Writer) error {
 				fail(name, err)
 				continue
 			}
-			info := fmt.Sprintf("%s first attempts, max %.1f ms; publishEvent round trip p50 %.1f ms, p99 %.1f ms; %.0f events/s achieved",
-				thousands(int64(r.samples)), r.maxMS, r.publishP50, r.publishP99, r.achievedRate)
+			info := fmt.Sprintf("%s first attempts, max %.1f ms; publishEvent round trip p50 %.1f ms, p99 %.1f ms; %.0f events/s achieved; eventgate CPU %s per delivery",
+				thousands(int64(r.samples)), r.maxMS, r.publishP50, r.publishP99, r.achievedRate, microseconds(r.cpuPerDelivery))
 			rows = append(rows, withNote(limitRow(name, fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", r.p50, r.p99), r.p99, 50, "p99 ≤ 50 ms"), joinNotes(info, r.note)))
 		case 4:
 			name := fmt.Sprintf("4 drain %s pending deliveries", thousands(int64(o.drainDeliveries)))
@@ -260,7 +260,8 @@ func run(ctx context.Context, o options, out, errOut io.Writer) error {
 			}
 			rw := ratioRow(name, r.perSec, r.rawPerSec, "deliveries/s", 0.5)
 			rw.baseline = strings.Replace(rw.baseline, "deliveries/s", "req/s (raw net/http)", 1)
-			rw.note = joinNotes(fmt.Sprintf("%d webhooks, %d requests in flight on both sides; first request %v after enabling", o.drainWebhooks, r.concurrency, r.startDelay.Round(time.Millisecond)), r.note)
+			rw.note = joinNotes(fmt.Sprintf("%d webhooks, %d requests in flight on both sides; first request %v after enabling; eventgate CPU %s per delivery",
+				o.drainWebhooks, r.concurrency, r.startDelay.Round(time.Millisecond), microseconds(r.cpuPerDelivery)), r.note)
 			rows = append(rows, rw)
 		case 5:
 			name := fmt.Sprintf("5 webhooks(limit: 50), %d concurrent clients", o.queryConcurrency)
@@ -284,6 +285,9 @@ func run(ctx context.Context, o options, out, errOut io.Writer) error {
 	}
 	return ctx.Err()
 }
+
+// microseconds formats a duration as whole microseconds.
+func microseconds(d time.Duration) string { return fmt.Sprintf("%d µs", d.Microseconds()) }
 
 func withNote(r row, note string) row {
 	r.note = note

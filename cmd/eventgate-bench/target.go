@@ -252,6 +252,33 @@ func (t *target) rssKiB() (int64, error) {
 	return 0, errors.New("no VmRSS in /proc status")
 }
 
+// cpuTime reads the CPU time (user + system) eventgate's process has used from /proc; in-process
+// it is the whole tool's. The kernel counts it in clock ticks (10 ms), fine over seconds.
+func (t *target) cpuTime() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", t.pid))
+	if err != nil {
+		return 0, fmt.Errorf("read cpu time: %w", err)
+	}
+	// The command name (field 2) may hold spaces; the fields after its ")" are plain.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	fields := strings.Fields(rest)
+	if !ok || len(fields) < 13 {
+		return 0, fmt.Errorf("parse /proc/%d/stat", t.pid)
+	}
+	var ticks int64
+	for _, f := range fields[11:13] { // utime and stime, fields 14 and 15 of stat(5)
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse /proc/%d/stat: %w", t.pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * (time.Second / clockTicksPerSecond), nil
+}
+
+// clockTicksPerSecond is USER_HZ, 100 on Linux (sysconf(_SC_CLK_TCK)).
+const clockTicksPerSecond = 100
+
 // graphQL posts a GraphQL operation with the admin token and decodes data into out (when not
 // nil); GraphQL errors are returned as an error.
 func (t *target) graphQL(ctx context.Context, query string, vars map[string]any, out any) error {
