@@ -30,7 +30,6 @@ const maxControl = 64
 // share the fields under mu.
 type conn struct {
 	t     *Transport
-	log   *slog.Logger
 	ws    *websocket.Conn
 	net   net.Conn   // the socket itself
 	batch *batchConn // between gorilla and net: the writer's batches of frames
@@ -40,9 +39,11 @@ type conn struct {
 	header  http.Header
 	legacy  bool
 
-	// ctx is cancelled when the connection ends; it is the parent of every operation.
-	ctx    context.Context
-	cancel context.CancelFunc
+	// ctx carries the upgrade request's values, not its cancellation; it is the parent of
+	// every operation. It has no cancellation of its own: when the connection ends, serve
+	// cancels each operation, so the operations' contexts need not be registered with a
+	// connection-wide one.
+	ctx context.Context
 
 	ended    chan struct{} // closed when everything of the connection has finished
 	pumps    sync.WaitGroup
@@ -78,22 +79,25 @@ type operation struct {
 }
 
 func newConn(t *Transport, ws *websocket.Conn, r *http.Request, exec graphql.GraphExecutor, batch *batchConn) *conn {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	c := &conn{
 		t:      t,
-		log:    t.log.With("remote", r.RemoteAddr, "subprotocol", ws.Subprotocol()),
 		ws:     ws,
 		net:    batch.Conn,
 		batch:  batch,
 		exec:   exec,
 		header: r.Header,
 		legacy: ws.Subprotocol() == ProtocolLegacyWS,
-		ctx:    ctx,
-		cancel: cancel,
+		ctx:    context.WithoutCancel(r.Context()),
 		ended:  make(chan struct{}),
 		ops:    make(map[string]*operation),
 	}
 	return c
+}
+
+// logger returns the transport's logger with the connection's attributes. It is built when
+// something is logged, which is rare, rather than kept per connection.
+func (c *conn) logger() *slog.Logger {
+	return c.t.log.With("remote", c.net.RemoteAddr().String(), "subprotocol", c.ws.Subprotocol())
 }
 
 // serve runs the connection: the calling goroutine reads until the socket ends, then tears
@@ -125,15 +129,11 @@ func (c *conn) serve(registered bool) {
 
 	err := c.readLoop()
 
-	c.cancel()
-	// Operations normally inherit the cancellation from c.ctx, but Authenticate may have
-	// returned a context not derived from it; cancel them directly so the pumps end.
+	// Every live operation is in c.ops (finished ones were cancelled as they ended).
 	c.mu.Lock()
 	for _, op := range c.ops {
 		op.cancel()
 	}
-	c.mu.Unlock()
-	c.mu.Lock()
 	c.stopped = true
 	c.mu.Unlock()
 	c.timer.Stop()
@@ -149,7 +149,7 @@ func (c *conn) serve(registered bool) {
 		c.t.unregister(c)
 	}
 	close(c.ended)
-	c.log.Debug("websocket closed", "err", err)
+	c.logger().Debug("websocket closed", "err", err)
 }
 
 // readLoop reads messages until the socket fails or the close handshake ends.
@@ -175,7 +175,7 @@ func (c *conn) readLoop() error {
 func (c *conn) handle(data []byte) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.log.Error("websocket message handling panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			c.logger().Error("websocket message handling panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			c.closeWith(websocket.CloseInternalServerErr, "internal server error")
 		}
 	}()
@@ -207,7 +207,7 @@ func (c *conn) closeWith(code int, text string) {
 	c.closing, c.closeCode, c.closeText = true, code, text
 	c.mu.Unlock()
 	c.signal()
-	c.log.Debug("closing websocket", "code", code, "reason", text)
+	c.logger().Debug("closing websocket", "code", code, "reason", text)
 }
 
 // kill drops the socket without a close handshake (dead peer, blocked writes).
@@ -235,7 +235,7 @@ func (c *conn) sendControl(frame []byte) {
 	c.mu.Lock()
 	if len(c.control) >= maxControl {
 		c.mu.Unlock()
-		c.log.Info("websocket peer does not read its control frames; dropping it")
+		c.logger().Info("websocket peer does not read its control frames; dropping it")
 		c.kill()
 		return
 	}
@@ -330,7 +330,7 @@ func (c *conn) tick() {
 			c.missed = 0
 		}
 		if c.missed >= 2 {
-			c.log.Info("websocket peer missed two pings; dropping it")
+			c.logger().Info("websocket peer missed two pings; dropping it")
 			c.kill()
 			return
 		}
@@ -347,7 +347,7 @@ func (c *conn) tick() {
 		c.mu.Unlock()
 		if acked && !closing {
 			if err := cfg.Recheck(ctx); err != nil {
-				c.log.Info("websocket authentication no longer valid", "err", err)
+				c.logger().Info("websocket authentication no longer valid", "err", err)
 				c.closeWith(CloseForbidden, "forbidden")
 			}
 		}
@@ -397,7 +397,7 @@ func (c *conn) flush() bool {
 		c.scratch = nil
 	}
 	if err := c.batch.release(); err != nil {
-		c.log.Debug("websocket write failed; dropping it", "err", err)
+		c.logger().Debug("websocket write failed; dropping it", "err", err)
 		c.kill()
 		return false
 	}
@@ -460,7 +460,7 @@ func (c *conn) flushFrames() bool {
 		case substream.Slow:
 			frame = encodeErrors(op.id, gqlErrors(substream.SlowConsumerError(f.Cursor)))
 			c.finish(op)
-			c.log.Info("subscription dropped: slow consumer", "id", op.id, "cursor", f.Cursor)
+			c.logger().Info("subscription dropped: slow consumer", "id", op.id, "cursor", f.Cursor)
 		}
 		if frame != nil && !c.write(frame) {
 			return false
@@ -512,7 +512,7 @@ func (c *conn) check(err error) bool {
 		return true
 	}
 	if !errors.Is(err, websocket.ErrCloseSent) {
-		c.log.Debug("websocket write failed; dropping it", "err", err)
+		c.logger().Debug("websocket write failed; dropping it", "err", err)
 		c.kill()
 	}
 	return false

@@ -233,7 +233,7 @@ func (c *conn) connectionInit(m inMessage) {
 		ctx, err = auth(c.ctx, c.header, payload)
 		if err != nil {
 			// The reason stays generic: why a token failed is for the logs, not the peer.
-			c.log.Info("websocket connection_init rejected", "err", err)
+			c.logger().Info("websocket connection_init rejected", "err", err)
 			if c.legacy {
 				c.legacyFatal(CloseForbidden, "forbidden")
 			} else {
@@ -248,6 +248,9 @@ func (c *conn) connectionInit(m inMessage) {
 	c.mu.Lock()
 	c.acked, c.authCtx = true, ctx
 	c.mu.Unlock()
+	// The upgrade's headers were for Authenticate only: a connection does not keep them for
+	// its lifetime, and its operations see none.
+	c.header = nil
 	c.sendControl(msgAck)
 	if c.legacy {
 		c.sendControl(msgKeepAlive)
@@ -277,7 +280,6 @@ func (c *conn) subscribe(id string, params *graphql.RawParams, legacy bool) {
 		c.stopOperation(id, nil)
 	}
 
-	params.Headers = c.header
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 	ctx, cancel := context.WithCancel(graphql.StartOperationTrace(base))
 	op := &operation{id: id, cancel: cancel}
@@ -302,7 +304,7 @@ func (c *conn) subscribe(id string, params *graphql.RawParams, legacy bool) {
 		c.t.ops.Add(-1)
 		c.pumps.Done()
 	}
-	go substream.Start(ctx, cancel, c.exec, rc, op.q, enc, c.t.render, c.log, ended)
+	go substream.Start(ctx, cancel, c.exec, rc, op.q, enc, c.t.render, c.t.log, ended)
 }
 
 // stopOperation ends an operation at the client's request: its resolver's context is

@@ -63,9 +63,13 @@ const (
 // TCP connection is cut; waiting avoids resetting a connection with the close frame unread.
 const closeGrace = 2 * time.Second
 
-// bufferSize is the size of read buffers and of pooled write buffers; larger messages are
-// simply sent or read in several steps.
-const bufferSize = 1024
+// Buffer sizes; larger messages are simply sent or read in several steps. Clients send little
+// (connection_init, subscribe, pong), and every socket keeps its read buffer for its lifetime,
+// so that one is small; write buffers are pooled, held only while a message is written.
+const (
+	readBufferSize  = 256
+	writeBufferSize = 1024
+)
 
 // Config configures a Transport. Zero fields take the documented defaults.
 type Config struct {
@@ -152,8 +156,8 @@ func New(cfg Config) *Transport {
 	}
 	t.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.WriteTimeout,
-		ReadBufferSize:   bufferSize,
-		WriteBufferSize:  bufferSize,
+		ReadBufferSize:   readBufferSize,
+		WriteBufferSize:  writeBufferSize,
 		// One pool per transport: buffers are held only while a message is being written,
 		// which is what keeps thousands of idle sockets cheap.
 		WriteBufferPool: &sync.Pool{},
