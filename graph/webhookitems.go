@@ -21,8 +21,8 @@ import (
 // of 50 webhooks that was half the CPU of the request (`make bench` scenario 5).
 //
 // The output is byte for byte what gqlgen writes (TestRenderedWebhookItemsMatchGqlgen holds
-// them together). Field middlewares registered after this one do not see the item fields it
-// renders; RequireScopes only guards root fields, so nothing is skipped.
+// them together). No field middleware sees the item fields it renders: RequireScopes, the
+// other one, guards root fields only. Register it with exec.AroundFields.
 func RenderWebhookItems(ctx context.Context, next graphql.Resolver) (any, error) {
 	fc := graphql.GetFieldContext(ctx)
 	if fc == nil || fc.Object != "WebhookPage" || fc.Field.Name != "items" {
