@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,10 +55,14 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	return OpenSQLite(ctx, filepath.Join(opts.DataDir, "eventgate.db"), opts.SQLiteSync)
 }
 
+// busyTimeout bounds a writer's wait for SQLite's write lock.
+const busyTimeout = 30 * time.Second
+
 // OpenSQLite opens (creating if needed) the SQLite file at path.
 //
-// Every transaction begins IMMEDIATE and waits on a busy timeout, so concurrent writers queue for
-// the single write lock instead of failing with SQLITE_BUSY; WAL lets readers run beside the writer.
+// Every transaction begins IMMEDIATE, so concurrent writers queue for the single write lock instead
+// of failing with SQLITE_BUSY: this process's writers in the writer lock (writerlock.go), other
+// processes in SQLite's busy handler. WAL lets readers run beside the writer.
 // Temporary structures (statement journals of multi-row updates) stay in memory, not in files.
 func OpenSQLite(ctx context.Context, path, syncMode string) (*Store, error) {
 	if syncMode == "" {
@@ -66,12 +71,16 @@ func OpenSQLite(ctx context.Context, path, syncMode string) (*Store, error) {
 	if syncMode != "full" && syncMode != "normal" {
 		return nil, fmt.Errorf("sqlite sync mode %q: want full or normal", syncMode)
 	}
-	dsn := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(30000)" +
+	dsn := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(" + strconv.FormatInt(busyTimeout.Milliseconds(), 10) + ")" +
 		"&_pragma=synchronous(" + syncMode + ")&_pragma=temp_store(memory)&_txlock=immediate&_time_format=sqlite"
-	db, err := sql.Open("sqlite", dsn)
+	// The registered driver, to open connections through the writer lock.
+	probe, err := sql.Open("sqlite", "")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
+	drv := probe.Driver()
+	probe.Close()
+	db := sql.OpenDB(&lockingConnector{dsn: dsn, driver: drv, lock: newWriterLock(busyTimeout)})
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
 	db.SetConnMaxIdleTime(5 * time.Minute)
@@ -79,8 +88,7 @@ func OpenSQLite(ctx context.Context, path, syncMode string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	drv := entsql.OpenDB(dialect.SQLite, db)
-	return &Store{Client: ent.NewClient(ent.Driver(drv)), DB: db, Dialect: dialect.SQLite}, nil
+	return &Store{Client: ent.NewClient(ent.Driver(entsql.OpenDB(dialect.SQLite, db))), DB: db, Dialect: dialect.SQLite}, nil
 }
 
 // OpenPostgres connects to PostgreSQL (driver pgx). The URL may carry search_path to use a schema.

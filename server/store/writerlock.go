@@ -1,0 +1,237 @@
+package store
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"strings"
+	"time"
+)
+
+// SQLite has one write lock per file. A writer that finds it taken waits in SQLite's busy handler,
+// which polls: it sleeps 1, 2, 5, 10 … up to 100 ms between tries and does not wake when the lock
+// is released. Under steady writes (ingest group commits beside the dispatcher's batches) a writer
+// can sleep tens of milliseconds per try while the lock sits free, and can lose to a writer that
+// came later. writerLock queues this process's writers in Go instead, first come first served, and
+// hands the lock over the moment it is released; SQLite's busy handler is then only met by other
+// processes sharing the file (the CLI, a read-only baseline).
+//
+// Every transaction takes it (transactions begin IMMEDIATE, so each one is a writer), and so does
+// every statement outside a transaction that is not a plain read.
+type writerLock struct {
+	slot chan struct{} // capacity 1: held while a writer runs
+	// wait bounds a wait for the lock, like the busy timeout it stands in for: a writer that
+	// waits on a transaction its own goroutine holds fails instead of hanging.
+	wait time.Duration
+}
+
+func newWriterLock(wait time.Duration) *writerLock {
+	return &writerLock{slot: make(chan struct{}, 1), wait: wait}
+}
+
+// errWriterLockTimeout is returned when the lock was not free within the wait.
+var errWriterLockTimeout = errors.New("database is locked: another write did not finish in time")
+
+func (l *writerLock) lock(ctx context.Context) error {
+	select {
+	case l.slot <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(l.wait)
+	defer t.Stop()
+	select {
+	case l.slot <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return errWriterLockTimeout
+	}
+}
+
+func (l *writerLock) unlock() { <-l.slot }
+
+// isRead says whether a statement outside a transaction only reads. Anything else (including
+// WITH, which may write, and PRAGMA) is treated as a write.
+func isRead(query string) bool {
+	q := strings.TrimLeft(query, " \t\r\n(")
+	for _, kw := range []string{"SELECT", "EXPLAIN"} {
+		if len(q) >= len(kw) && strings.EqualFold(q[:len(kw)], kw) {
+			return true
+		}
+	}
+	return false
+}
+
+// lockingConnector opens SQLite connections that take the writer lock.
+type lockingConnector struct {
+	dsn    string
+	driver driver.Driver
+	lock   *writerLock
+}
+
+func (c *lockingConnector) Connect(context.Context) (driver.Conn, error) {
+	inner, err := c.driver.Open(c.dsn)
+	if err != nil {
+		return nil, err
+	}
+	return &lockingConn{inner: inner, lock: c.lock}, nil
+}
+
+func (c *lockingConnector) Driver() driver.Driver { return c.driver }
+
+// sqliteConn is what the SQLite driver's connections implement and lockingConn relies on.
+type sqliteConn interface {
+	driver.Conn
+	driver.ConnBeginTx
+	driver.ConnPrepareContext
+	driver.ExecerContext
+	driver.QueryerContext
+	driver.Pinger
+	driver.SessionResetter
+	driver.Validator
+}
+
+// lockingConn is one connection. database/sql uses a connection from one goroutine at a time,
+// so inTx needs no guard.
+type lockingConn struct {
+	inner driver.Conn
+	lock  *writerLock
+	inTx  bool // the lock is held by this connection's transaction
+}
+
+func (c *lockingConn) sqlite() (sqliteConn, error) {
+	sc, ok := c.inner.(sqliteConn)
+	if !ok {
+		return nil, errors.New("sqlite driver connection lacks the context methods")
+	}
+	return sc, nil
+}
+
+func (c *lockingConn) Prepare(query string) (driver.Stmt, error) { return c.inner.Prepare(query) }
+func (c *lockingConn) Close() error                              { return c.inner.Close() }
+
+func (c *lockingConn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+func (c *lockingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	sc, err := c.sqlite()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.lock.lock(ctx); err != nil {
+		return nil, err
+	}
+	tx, err := sc.BeginTx(ctx, opts)
+	if err != nil {
+		c.lock.unlock()
+		return nil, err
+	}
+	c.inTx = true
+	return &lockingTx{inner: tx, conn: c}, nil
+}
+
+func (c *lockingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	sc, err := c.sqlite()
+	if err != nil {
+		return nil, err
+	}
+	return sc.PrepareContext(ctx, query)
+}
+
+func (c *lockingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	sc, err := c.sqlite()
+	if err != nil {
+		return nil, err
+	}
+	if c.inTx || isRead(query) {
+		return sc.ExecContext(ctx, query, args)
+	}
+	if err := c.lock.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer c.lock.unlock()
+	return sc.ExecContext(ctx, query, args)
+}
+
+func (c *lockingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	sc, err := c.sqlite()
+	if err != nil {
+		return nil, err
+	}
+	if c.inTx || isRead(query) {
+		return sc.QueryContext(ctx, query, args)
+	}
+	// A write that returns rows (INSERT … RETURNING) commits when its rows are done.
+	if err := c.lock.lock(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := sc.QueryContext(ctx, query, args)
+	if err != nil {
+		c.lock.unlock()
+		return nil, err
+	}
+	return &lockedRows{Rows: rows, unlock: c.lock.unlock}, nil
+}
+
+func (c *lockingConn) Ping(ctx context.Context) error {
+	sc, err := c.sqlite()
+	if err != nil {
+		return err
+	}
+	return sc.Ping(ctx)
+}
+
+func (c *lockingConn) ResetSession(ctx context.Context) error {
+	sc, err := c.sqlite()
+	if err != nil {
+		return err
+	}
+	return sc.ResetSession(ctx)
+}
+
+func (c *lockingConn) IsValid() bool {
+	sc, err := c.sqlite()
+	return err == nil && sc.IsValid()
+}
+
+// lockingTx releases the writer lock when the transaction ends, whichever way.
+type lockingTx struct {
+	inner driver.Tx
+	conn  *lockingConn
+}
+
+func (t *lockingTx) Commit() error {
+	defer t.end()
+	return t.inner.Commit()
+}
+
+func (t *lockingTx) Rollback() error {
+	defer t.end()
+	return t.inner.Rollback()
+}
+
+func (t *lockingTx) end() {
+	if t.conn.inTx {
+		t.conn.inTx = false
+		t.conn.lock.unlock()
+	}
+}
+
+// lockedRows holds the writer lock until the rows are closed.
+type lockedRows struct {
+	driver.Rows
+	unlock func()
+	closed bool
+}
+
+func (r *lockedRows) Close() error {
+	err := r.Rows.Close()
+	if !r.closed {
+		r.closed = true
+		r.unlock()
+	}
+	return err
+}
