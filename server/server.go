@@ -159,6 +159,7 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger, st *store.S
 	exec.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
 	exec.Use(graph.DepthLimit(cfg.MaxDepth))
 	exec.AroundFields(graph.RequireScopes)
+	exec.AroundFields(graph.RenderWebhookItems)
 
 	app.transports = newTransports(cfg, log, authSvc)
 	app.registerGauges()
