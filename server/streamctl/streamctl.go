@@ -280,7 +280,9 @@ func (q *Queue) Store(key int64, data []byte) {
 // RenderCache holds recently rendered items per operation fingerprint, bounded in entries and in
 // bytes (payloads reach 256 KiB, so a count alone could hold a gigabyte).
 type RenderCache struct {
-	mu         sync.Mutex
+	// mu is read-locked by every subscriber of an operation for every item, at the same
+	// moment, and write-locked once per item and operation.
+	mu         sync.RWMutex
 	maxEntries int
 	maxBytes   int
 	m          map[renderKey][]byte
@@ -303,9 +305,9 @@ func NewRenderCache(max int) *RenderCache {
 
 // Get returns a rendering.
 func (c *RenderCache) Get(operation string, key int64) ([]byte, bool) {
-	c.mu.Lock()
+	c.mu.RLock()
 	data, ok := c.m[renderKey{operation, key}]
-	c.mu.Unlock()
+	c.mu.RUnlock()
 	return data, ok
 }
 
