@@ -2,11 +2,9 @@ package wsgraphql
 
 import (
 	"bufio"
-	"errors"
 	"net"
 	"net/http"
 	"sync"
-	"syscall"
 )
 
 // batchLimit is how many bytes a held batchConn collects before it writes them out anyway:
@@ -18,35 +16,22 @@ const batchLimit = 32 << 10
 // write(2); while the connection's writer holds the batchConn (hold … release), writes collect
 // in a pooled buffer instead, and release sends them with one write. Frames written by other
 // goroutines meanwhile (gorilla's pong from the reader) join the batch in the order gorilla
-// serialised them. Outside a batch writes go straight through, unless bytes of a tried batch
-// are still waiting: then they queue behind those.
-//
-// A batch may be tried (hold(true)): release then writes only what the socket takes without
-// waiting, and keeps the rest for the next, ordinary batch. That lets the goroutine that queued
-// a frame write it itself, and start a writer goroutine only when the socket is full.
+// serialised them. Outside a batch writes go straight through.
 //
 // Write deadlines still hold: gorilla sets the deadline on this conn (and so on the socket)
 // before each message, and the buffered bytes are written under the last one set.
 type batchConn struct {
 	net.Conn
-	raw  syscall.RawConn // nil when the socket has none: batches cannot be tried
 	pool *sync.Pool
 
 	mu      sync.Mutex
 	holding bool
-	trying  bool // the held batch is tried: Write never writes out
 	buf     *[]byte
 	err     error // sticky: the socket failed in a buffered write
 }
 
 func newBatchConn(c net.Conn, pool *sync.Pool) *batchConn {
-	b := &batchConn{Conn: c, pool: pool}
-	if sc, ok := c.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			b.raw = raw
-		}
-	}
-	return b
+	return &batchConn{Conn: c, pool: pool}
 }
 
 // Write implements net.Conn.
@@ -56,7 +41,7 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
-	if !b.holding && b.buffered() == 0 {
+	if !b.holding {
 		return b.Conn.Write(p)
 	}
 	if b.buf == nil {
@@ -68,7 +53,7 @@ func (b *batchConn) Write(p []byte) (int, error) {
 		}
 	}
 	*b.buf = append(*b.buf, p...)
-	if b.holding && !b.trying && len(*b.buf) >= batchLimit {
+	if len(*b.buf) >= batchLimit {
 		if err := b.writeOutLocked(); err != nil {
 			return 0, err
 		}
@@ -76,48 +61,19 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (b *batchConn) buffered() int {
-	if b.buf == nil {
-		return 0
-	}
-	return len(*b.buf)
-}
-
-// canTry reports whether batches can be tried.
-func (b *batchConn) canTry() bool { return b.raw != nil }
-
-// hold starts a batch: writes are collected until release. try makes it a tried batch (see
-// batchConn), if the socket allows.
-func (b *batchConn) hold(try bool) {
+// hold starts a batch: writes are collected until release.
+func (b *batchConn) hold() {
 	b.mu.Lock()
-	b.holding, b.trying = true, try && b.raw != nil
+	b.holding = true
 	b.mu.Unlock()
 }
 
-// full reports whether the batch holds batchLimit bytes or more: a tried batch takes no more
-// frames then, since it never writes out before release.
-func (b *batchConn) full() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buffered() >= batchLimit
-}
-
-// release ends a batch and writes what it collected: all of it, waiting for the socket under
-// the write deadline, or for a tried batch what the socket takes at once. done reports that
-// nothing is left; an error means the socket failed.
-func (b *batchConn) release() (done bool, err error) {
+// release ends a batch and writes what it collected; an error means the socket failed.
+func (b *batchConn) release() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.holding = false
-	if b.trying {
-		b.trying = false
-		err = b.tryWriteOutLocked()
-	} else {
-		err = b.writeOutLocked()
-	}
-	if b.buffered() > 0 {
-		return false, err
-	}
+	err := b.writeOutLocked()
 	if b.buf != nil {
 		if cap(*b.buf) <= 2*batchLimit {
 			*b.buf = (*b.buf)[:0]
@@ -125,14 +81,14 @@ func (b *batchConn) release() (done bool, err error) {
 		}
 		b.buf = nil
 	}
-	return true, err
+	return err
 }
 
 func (b *batchConn) writeOutLocked() error {
 	if b.err != nil {
 		return b.err
 	}
-	if b.buffered() == 0 {
+	if b.buf == nil || len(*b.buf) == 0 {
 		return nil
 	}
 	_, err := b.Conn.Write(*b.buf)
@@ -141,36 +97,6 @@ func (b *batchConn) writeOutLocked() error {
 		b.err = err
 	}
 	return err
-}
-
-// tryWriteOutLocked writes what the socket takes without waiting (the socket is non-blocking,
-// and the function given to RawConn.Write never asks to wait) and keeps the rest.
-func (b *batchConn) tryWriteOutLocked() error {
-	if b.err != nil {
-		return b.err
-	}
-	if b.buffered() == 0 {
-		return nil
-	}
-	var n int
-	var werr error
-	err := b.raw.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), *b.buf)
-		return true
-	})
-	if err == nil {
-		err = werr
-	}
-	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
-		err, n = nil, 0 // the socket is full: the rest waits for the writer
-	}
-	if err != nil {
-		b.err = err
-		return err
-	}
-	rest := copy(*b.buf, (*b.buf)[max(n, 0):])
-	*b.buf = (*b.buf)[:rest]
-	return nil
 }
 
 // hijackWriter hands gorilla's Upgrader a batchConn in place of the hijacked socket.

@@ -215,11 +215,8 @@ func (c *conn) kill() {
 	_ = c.net.Close()
 }
 
-// signal makes sure what was just queued gets written. Unless a writer is at work (it looks
-// at the queues again before it ends) or writing is over, the calling goroutine becomes the
-// writer for as much as the socket takes without waiting, which is usually everything; a
-// writer goroutine is started only for the rest. So a frame costs no goroutine switch of its
-// own, and nobody but a writer goroutine ever waits for the socket.
+// signal makes sure a writer comes for what was just queued: it starts one unless one runs
+// (it looks at the queues again before it ends) or writing is over.
 func (c *conn) signal() {
 	c.mu.Lock()
 	start := !c.writing && !c.writerDone && !c.stopped
@@ -228,31 +225,9 @@ func (c *conn) signal() {
 		c.writers.Add(1)
 	}
 	c.mu.Unlock()
-	if !start {
-		return
+	if start {
+		go c.writeRun()
 	}
-	if c.batch.canTry() && c.writeWithoutWaiting() {
-		c.writers.Done()
-		return
-	}
-	go c.writeRun()
-}
-
-// writeWithoutWaiting writes one tried batch in the calling goroutine. It reports whether the
-// writing is finished (nothing left, or the writer is done for good); otherwise the caller
-// starts writeRun for the rest, and the conn stays marked as writing.
-func (c *conn) writeWithoutWaiting() bool {
-	ok, rest := c.flush(true)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !ok {
-		c.writerDone = true
-	}
-	if !ok || c.stopped || (!rest && !c.pendingLocked()) {
-		c.writing = false
-		return true
-	}
-	return false
 }
 
 // sendControl queues a connection-level frame ahead of operations' frames.
@@ -282,7 +257,7 @@ func (c *conn) schedule(op *operation) {
 func (c *conn) writeRun() {
 	defer c.writers.Done()
 	for {
-		ok, _ := c.flush(false)
+		ok := c.flush()
 		c.mu.Lock()
 		if !ok {
 			c.writerDone = true
@@ -410,39 +385,36 @@ func (c *conn) sendHeartbeat() bool {
 const flushBatch = 64
 
 // flush writes what is pending, up to flushBatch frames, with as few write(2) calls as the
-// batchConn manages; with try, only what the socket takes without waiting (see batchConn),
-// and never the close frame (the writer goroutine sends it and then waits for the peer). ok
-// is false when the writer must exit: the socket failed, or the close frame has been sent.
-// rest reports that frames or bytes were left for the next flush.
-func (c *conn) flush(try bool) (ok, rest bool) {
-	c.batch.hold(try)
-	ok, rest = c.flushFrames(try)
+// batchConn manages. It returns false when the writer must exit: the socket failed, or the
+// close frame has been sent.
+func (c *conn) flush() bool {
+	c.batch.hold()
+	ok := c.flushFrames()
 	if c.scratch != nil {
 		if cap(*c.scratch) <= batchLimit {
 			c.t.scratchBufs.Put(c.scratch)
 		}
 		c.scratch = nil
 	}
-	done, err := c.batch.release()
-	if err != nil {
+	if err := c.batch.release(); err != nil {
 		c.logger().Debug("websocket write failed; dropping it", "err", err)
 		c.kill()
-		return false, false
+		return false
 	}
-	return ok, rest || !done
+	return ok
 }
 
 // flushFrames is flush's work, inside one batch.
-func (c *conn) flushFrames(try bool) (ok, rest bool) {
+func (c *conn) flushFrames() bool {
 	c.mu.Lock()
 	beat := c.heartbeat
 	c.mu.Unlock()
 	if beat && !c.sendHeartbeat() {
-		return false, false
+		return false
 	}
 	for n := 0; ; n++ {
-		if n == flushBatch || (try && c.batch.full()) {
-			return true, true // writeRun comes back for the rest
+		if n == flushBatch {
+			return true // writeRun comes back for the rest
 		}
 		c.mu.Lock()
 		if len(c.control) > 0 {
@@ -454,24 +426,20 @@ func (c *conn) flushFrames(try bool) (ok, rest bool) {
 			}
 			c.mu.Unlock()
 			if !c.write(frame) {
-				return false, false
+				return false
 			}
 			continue
 		}
 		if c.closing {
-			if try {
-				c.mu.Unlock()
-				return true, true
-			}
 			code, text := c.closeCode, c.closeText
 			c.mu.Unlock()
 			c.sendClose(code, text)
-			return false, false
+			return false
 		}
 		if len(c.ready) == 0 {
 			c.ready = nil
 			c.mu.Unlock()
-			return true, false
+			return true
 		}
 		op := c.ready[0]
 		c.ready[0] = nil
@@ -495,7 +463,7 @@ func (c *conn) flushFrames(try bool) (ok, rest bool) {
 			c.logger().Info("subscription dropped: slow consumer", "id", op.id, "cursor", f.Cursor)
 		}
 		if frame != nil && !c.write(frame) {
-			return false, false
+			return false
 		}
 		if more {
 			c.mu.Lock()

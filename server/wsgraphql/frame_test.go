@@ -1,7 +1,6 @@
 package wsgraphql
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -112,13 +111,13 @@ func TestBatchConn(t *testing.T) {
 		b, _ := io.ReadAll(client)
 		got <- b
 	}()
-	bc.hold(false)
+	bc.hold()
 	for i := range 3 {
 		if _, err := bc.Write([]byte(fmt.Sprint("frame", i, ";"))); err != nil {
 			t.Fatalf("write %d: got %v, want nil", i, err)
 		}
 	}
-	if _, err := bc.release(); err != nil {
+	if err := bc.release(); err != nil {
 		t.Fatalf("release: got %v, want nil", err)
 	}
 	if _, err := bc.Write([]byte("direct")); err != nil {
@@ -130,67 +129,5 @@ func TestBatchConn(t *testing.T) {
 	}
 	if counted.writes != 2 {
 		t.Errorf("socket writes: got %d, want 2 (one batch, one direct)", counted.writes)
-	}
-}
-
-// TestBatchConnTriedBatchKeepsOrder: a tried batch writes what the socket takes without
-// waiting and keeps the rest; writes outside a batch queue behind that rest, and the next
-// ordinary batch sends it all, in order.
-func TestBatchConnTriedBatchKeepsOrder(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	server := <-accepted
-	t.Cleanup(func() { server.Close() })
-	var pool sync.Pool
-	bc := newBatchConn(server, &pool)
-	if !bc.canTry() {
-		t.Fatal("a TCP socket: got canTry false, want true")
-	}
-
-	bc.hold(true)
-	if _, err := bc.Write([]byte("small;")); err != nil {
-		t.Fatal(err)
-	}
-	if done, err := bc.release(); !done || err != nil {
-		t.Fatalf("small tried batch: got done %v, err %v; want true, nil", done, err)
-	}
-	// The client does not read yet: 16 MiB exceed any socket buffer.
-	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<20)
-	bc.hold(true)
-	if _, err := bc.Write(big); err != nil {
-		t.Fatal(err)
-	}
-	if done, err := bc.release(); done || err != nil {
-		t.Fatalf("big tried batch: got done %v, err %v; want false (bytes left), nil", done, err)
-	}
-	if _, err := bc.Write([]byte(";after")); err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan []byte, 1)
-	go func() {
-		b, _ := io.ReadAll(client)
-		got <- b
-	}()
-	bc.hold(false)
-	if done, err := bc.release(); !done || err != nil {
-		t.Fatalf("ordinary batch: got done %v, err %v; want true, nil", done, err)
-	}
-	server.Close()
-	want := append(append([]byte("small;"), big...), ";after"...)
-	if b := <-got; !bytes.Equal(b, want) {
-		t.Errorf("got %d bytes, want %d in order", len(b), len(want))
 	}
 }
