@@ -16,8 +16,11 @@ import (
 // hands the lock over the moment it is released; SQLite's busy handler is then only met by other
 // processes sharing the file (the CLI, a read-only baseline).
 //
-// Every transaction takes it (transactions begin IMMEDIATE, so each one is a writer), and so does
-// every statement outside a transaction that is not a plain read.
+// Every transaction but a read-only one takes it (transactions begin IMMEDIATE, so each one is a
+// writer), and so does every statement outside a transaction that is not a plain read. Two ways
+// around it are not used here and must stay unused: transactions begun with a BEGIN statement
+// instead of BeginTx, and statements prepared outside a transaction (they wait in SQLite's busy
+// handler, as before).
 type writerLock struct {
 	slot chan struct{} // capacity 1: held while a writer runs
 	// wait bounds a wait for the lock, like the busy timeout it stands in for: a writer that
@@ -93,8 +96,8 @@ type sqliteConn interface {
 	driver.Validator
 }
 
-// lockingConn is one connection. database/sql uses a connection from one goroutine at a time,
-// so inTx needs no guard.
+// lockingConn is one connection. database/sql serialises the use of a connection (its rollback of
+// a cancelled transaction included) under the connection's own mutex, so inTx needs no guard.
 type lockingConn struct {
 	inner driver.Conn
 	lock  *writerLock
@@ -120,6 +123,13 @@ func (c *lockingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (drive
 	sc, err := c.sqlite()
 	if err != nil {
 		return nil, err
+	}
+	if opts.ReadOnly { // a plain BEGIN: it never takes SQLite's write lock
+		tx, err := sc.BeginTx(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		return &lockingTx{inner: tx, conn: c}, nil
 	}
 	if err := c.lock.lock(ctx); err != nil {
 		return nil, err
@@ -197,7 +207,8 @@ func (c *lockingConn) IsValid() bool {
 	return err == nil && sc.IsValid()
 }
 
-// lockingTx releases the writer lock when the transaction ends, whichever way.
+// lockingTx releases the writer lock, if its transaction took it, when the transaction ends,
+// whichever way.
 type lockingTx struct {
 	inner driver.Tx
 	conn  *lockingConn

@@ -129,6 +129,20 @@ func TestReadsDoNotWaitForTheWriter(t *testing.T) {
 	}
 }
 
+func TestReadOnlyTransactionsDoNotTakeTheLock(t *testing.T) {
+	db, _ := openWithTx(t, 50*time.Millisecond)
+	ctx := context.Background()
+	ro, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("read-only transaction beside a write transaction: %v", err)
+	}
+	defer ro.Rollback()
+	var n int
+	if err := ro.QueryRowContext(ctx, "SELECT count(*) FROM settings").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestWaitingWriterHonoursItsContext(t *testing.T) {
 	db, tx := openWithTx(t, 30*time.Second)
 	ctx := context.Background()
