@@ -1,7 +1,7 @@
 // Package substream is the outbound side of one GraphQL operation, shared by eventgate's
 // streaming transports (server/wsgraphql and server/ssegraphql): a bounded queue of encoded
-// frames between the goroutine that pulls responses from gqlgen's executor (Run) and the one
-// goroutine per connection that writes to the network.
+// frames between the goroutines that produce them (Start: the resolver's, or the one that
+// executes an item) and the connection's writer.
 //
 // The queue implements the backpressure policy of DESIGN.md §5. Live frames never wait: when
 // the queue is full the subscription is ended with SLOW_CONSUMER, so a stalled client never
@@ -102,8 +102,9 @@ func (s *Stats) observe(n int) {
 	}
 }
 
-// Queue is the bounded outbound queue of one operation. One goroutine pushes (Run), one pops
-// (the connection's writer); any goroutine may Finish or Abort.
+// Queue is the bounded outbound queue of one operation. Pushes come one at a time (Start
+// never has two in flight), pops from the connection's writer; any goroutine may Finish or
+// Abort.
 type Queue struct {
 	size  int
 	stats *Stats

@@ -15,8 +15,8 @@ import (
 )
 
 // Encoder turns an operation's responses into a transport's wire frames. Its methods are
-// never called concurrently: from Run's goroutine, and Next also from the resolver's (see
-// streamctl.Queue.SetDirect).
+// never called concurrently: from Start's goroutine or the one executing an item, and Next
+// also from the resolver's (see streamctl.Queue), one at a time.
 type Encoder interface {
 	// Shared renders a response payload (see Payload) into the part of a next frame that
 	// every subscriber of the operation can share: rendered once per item and kept in the
