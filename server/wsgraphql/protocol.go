@@ -317,8 +317,11 @@ func (c *conn) stopOperation(id string, final []byte) {
 	if op == nil {
 		return
 	}
-	op.cancel()
+	// Abort before cancelling: a resolver that ends on the cancellation makes the operation
+	// finish with complete, which must find the stream already ended (a client that completed
+	// gets nothing more for the id).
 	op.q.Abort(final)
+	op.cancel()
 }
 
 // encoder writes one operation's frames in its connection's protocol.
