@@ -96,12 +96,14 @@ type sqliteConn interface {
 	driver.Validator
 }
 
-// lockingConn is one connection. database/sql serialises the use of a connection (its rollback of
+// lockingConn is one connection: it takes the writer lock as above and keeps its recently used
+// statements prepared (stmtcache.go). database/sql serialises the use of a connection (its rollback of
 // a cancelled transaction included) under the connection's own mutex, so inTx needs no guard.
 type lockingConn struct {
 	inner driver.Conn
 	lock  *writerLock
 	inTx  bool // the lock is held by this connection's transaction
+	stmts stmtCache
 }
 
 func (c *lockingConn) sqlite() (sqliteConn, error) {
@@ -113,7 +115,10 @@ func (c *lockingConn) sqlite() (sqliteConn, error) {
 }
 
 func (c *lockingConn) Prepare(query string) (driver.Stmt, error) { return c.inner.Prepare(query) }
-func (c *lockingConn) Close() error                              { return c.inner.Close() }
+func (c *lockingConn) Close() error {
+	c.stmts.closeAll()
+	return c.inner.Close()
+}
 
 func (c *lockingConn) Begin() (driver.Tx, error) {
 	return c.BeginTx(context.Background(), driver.TxOptions{})
@@ -156,14 +161,24 @@ func (c *lockingConn) ExecContext(ctx context.Context, query string, args []driv
 	if err != nil {
 		return nil, err
 	}
-	if c.inTx || isRead(query) {
-		return sc.ExecContext(ctx, query, args)
+	if !c.inTx && !isRead(query) {
+		if err := c.lock.lock(ctx); err != nil {
+			return nil, err
+		}
+		defer c.lock.unlock()
 	}
-	if err := c.lock.lock(ctx); err != nil {
-		return nil, err
+	if cs := c.stmts.get(ctx, sc, query); cs != nil {
+		return cs.exec(ctx, args)
 	}
-	defer c.lock.unlock()
 	return sc.ExecContext(ctx, query, args)
+}
+
+// query runs a query through a kept statement when it can.
+func (c *lockingConn) query(ctx context.Context, sc sqliteConn, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if cs := c.stmts.get(ctx, sc, query); cs != nil {
+		return cs.run(ctx, args)
+	}
+	return sc.QueryContext(ctx, query, args)
 }
 
 func (c *lockingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
@@ -172,13 +187,13 @@ func (c *lockingConn) QueryContext(ctx context.Context, query string, args []dri
 		return nil, err
 	}
 	if c.inTx || isRead(query) {
-		return sc.QueryContext(ctx, query, args)
+		return c.query(ctx, sc, query, args)
 	}
 	// A write that returns rows (INSERT … RETURNING) commits when its rows are done.
 	if err := c.lock.lock(ctx); err != nil {
 		return nil, err
 	}
-	rows, err := sc.QueryContext(ctx, query, args)
+	rows, err := c.query(ctx, sc, query, args)
 	if err != nil {
 		c.lock.unlock()
 		return nil, err
