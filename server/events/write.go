@@ -68,8 +68,9 @@ func (s *Service) commit(ctx context.Context, preps []prepared, target *int) ([]
 	return req.out, req.fresh, req.deliveries, req.err
 }
 
-// writeGroup commits a group of publish calls in one transaction. Each call runs inside a
-// savepoint, so one refused call (a reused id) fails alone; a failed commit fails them all.
+// writeGroup commits a group of publish calls in one transaction. A refused call (a reused id) is
+// refused before it writes anything (plan), so it fails alone; a failed write or commit fails
+// them all.
 // The bus learns of the events while no other group can commit, so bus order is commit order.
 func (s *Service) writeGroup(group []*writeReq) {
 	// The leader's context must not cancel the others' writes.
@@ -113,21 +114,17 @@ func (s *Service) writeGroup(group []*writeReq) {
 	}
 	var lastID int
 	for _, r := range live {
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT publish"); err != nil {
-			finish(fmt.Errorf("savepoint: %w", err))
+		hooks, known, err := s.plan(ctx, tx, r, active)
+		if err != nil {
+			r.err = err // refused before any of its rows were written
+			continue
+		}
+		if err := s.insert(ctx, tx, r, hooks, known); err != nil {
+			// A failed write leaves the transaction's state unknown: nothing of the group commits.
+			finish(err)
 			return
 		}
-		r.err = s.storeOne(ctx, tx, r, active)
-		undo := "RELEASE SAVEPOINT publish"
-		if r.err != nil {
-			undo = "ROLLBACK TO SAVEPOINT publish"
-			r.out, r.fresh, r.deliveries = nil, nil, nil
-		}
-		if _, err := tx.ExecContext(ctx, undo); err != nil {
-			finish(fmt.Errorf("savepoint: %w", err))
-			return
-		}
-		if r.err == nil && len(r.fresh) > 0 {
+		if len(r.fresh) > 0 {
 			lastID = r.fresh[len(r.fresh)-1].ID
 		}
 	}
@@ -170,39 +167,56 @@ func (s *Service) writeGroup(group []*writeReq) {
 	finish(nil)
 }
 
-// storeOne writes one publish call inside the group's transaction: existing ids are returned
-// as stored (or refused when the type or payload differ), new events are inserted with one
-// delivery per subscribed webhook (or only to the target webhook).
-func (s *Service) storeOne(ctx context.Context, tx *ent.Tx, r *writeReq, active []*ent.Webhook) error {
+// plan decides what one publish call writes, reading only: the stored events it repeats and the
+// webhooks it goes to. Every refusal (an id reused with another type or payload, also within the
+// call; an unknown target webhook) is found here, before any of the call's rows are written, so a
+// refused call needs no savepoint to undo it — savepoints made SQLite copy every page the call
+// touched.
+func (s *Service) plan(ctx context.Context, tx *ent.Tx, r *writeReq, active []*ent.Webhook) ([]*ent.Webhook, map[string]*ent.Event, error) {
 	ids := make([]string, len(r.preps))
 	for i, p := range r.preps {
 		ids[i] = p.id
 	}
 	existing, err := tx.Event.Query().Where(event.EventIDIn(ids...)).All(ctx)
 	if err != nil {
-		return fmt.Errorf("look up event ids: %w", err)
+		return nil, nil, fmt.Errorf("look up event ids: %w", err)
 	}
-	byID := make(map[string]*ent.Event, len(existing))
+	known := make(map[string]*ent.Event, len(existing))
 	for _, e := range existing {
-		byID[e.EventID] = e
+		known[e.EventID] = e
 	}
 	hooks := active
 	if r.target != nil {
 		if hooks, err = tx.Webhook.Query().Where(webhook.ID(*r.target)).Select(webhook.FieldID).All(ctx); err != nil {
-			return fmt.Errorf("load webhook: %w", err)
+			return nil, nil, fmt.Errorf("load webhook: %w", err)
 		}
 		if len(hooks) == 0 {
-			return apperr.New(apperr.NotFound, "no webhook with id %d", *r.target)
+			return nil, nil, apperr.New(apperr.NotFound, "no webhook with id %d", *r.target)
 		}
 	}
+	first := make(map[string]prepared, len(r.preps)) // the new ids of the call
+	for _, p := range r.preps {
+		stored, isStored := known[p.id]
+		q, isNew := first[p.id]
+		switch {
+		case isStored && (stored.Type != p.Type || stored.PayloadHash != p.hash),
+			isNew && (q.Type != p.Type || q.hash != p.hash):
+			return nil, nil, apperr.BadInput(p.field+"id", "event id %q was already used with a different type or payload", p.id)
+		case !isStored && !isNew:
+			first[p.id] = p
+		}
+	}
+	return hooks, known, nil
+}
+
+// insert writes one planned publish call: the new events, each with one delivery per subscribed
+// webhook (or only to the target webhook); repeated ids are answered with the stored events.
+func (s *Service) insert(ctx context.Context, tx *ent.Tx, r *writeReq, hooks []*ent.Webhook, known map[string]*ent.Event) error {
 	now := s.now()
 	r.out = make([]*ent.Event, len(r.preps))
 	var creates []*ent.DeliveryCreate
 	for i, p := range r.preps {
-		if e, ok := byID[p.id]; ok {
-			if e.Type != p.Type || e.PayloadHash != p.hash {
-				return apperr.BadInput(p.field+"id", "event id %q was already used with a different type or payload", p.id)
-			}
+		if e, ok := known[p.id]; ok {
 			r.out[i] = e
 			continue
 		}
@@ -215,7 +229,7 @@ func (s *Service) storeOne(ctx context.Context, tx *ent.Tx, r *writeReq, active 
 		if err != nil {
 			return fmt.Errorf("insert event: %w", err)
 		}
-		byID[p.id] = e
+		known[p.id] = e
 		r.out[i] = e
 		r.fresh = append(r.fresh, e)
 		for _, h := range hooks {

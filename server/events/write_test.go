@@ -65,3 +65,29 @@ func TestGroupCommitIsolatesRefusedCalls(t *testing.T) {
 		t.Fatalf("got %d stored events (%v), want 2", n, err)
 	}
 }
+
+// TestRefusedBatchWritesNothing: a call whose batch reuses one of its own new ids with another
+// payload is refused as a whole — none of its events is stored — while the calls beside it in the
+// same transaction are stored.
+func TestRefusedBatchWritesNothing(t *testing.T) {
+	svc, _ := newTestService(t)
+	bad := request(t, svc, "fresh", 1)
+	again := request(t, svc, "dup", 2)
+	other := request(t, svc, "dup", 3) // the same id as again, another payload
+	bad.preps = append(bad.preps, again.preps[0], other.preps[0])
+	ok := request(t, svc, "fine", 4)
+	svc.writeGroup([]*writeReq{bad, ok})
+	if e, isApp := apperr.As(bad.err); !isApp || e.Code != apperr.BadUserInput {
+		t.Fatalf("batch reusing its own id: got %v, want BAD_USER_INPUT", bad.err)
+	}
+	if ok.err != nil {
+		t.Fatalf("the call beside it: %v", ok.err)
+	}
+	ids, err := svc.client.Event.Query().Select("event_id").Strings(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 1 || ids[0] != "fine" {
+		t.Fatalf("stored %v, want only the call beside it", ids)
+	}
+}
