@@ -12,9 +12,12 @@ import (
 	"log/slog"
 	"math/big"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/eventgate/eventgate/ent"
 	"github.com/eventgate/eventgate/ent/apitoken"
@@ -117,6 +120,10 @@ type Service struct {
 	log    *slog.Logger
 	now    func() time.Time
 
+	// lookups merges concurrent database lookups of one token: when its cache entry runs out,
+	// every stream and connection of that token would otherwise query at the same moment.
+	lookups singleflight.Group
+
 	mu    sync.Mutex
 	cache map[string]cachedToken
 	// rechecked holds, per token id, when the database last confirmed it valid: many open
@@ -148,7 +155,9 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Principal, 
 	if ok && now.Sub(c.checked) < cacheTTL && !expired(c.principal.ExpiresAt, now) {
 		return c.principal, nil
 	}
-	tok, err := s.client.ApiToken.Query().Where(apitoken.TokenHash(hash)).Only(ctx)
+	tok, err := s.lookup(ctx, "hash:"+hash, func(ctx context.Context) (*ent.ApiToken, error) {
+		return s.client.ApiToken.Query().Where(apitoken.TokenHash(hash)).Only(ctx)
+	})
 	if ent.IsNotFound(err) {
 		s.forget(hash)
 		return nil, ErrInvalidToken
@@ -201,7 +210,9 @@ func (s *Service) Recheck(ctx context.Context) error {
 	if ok && now.Sub(checked) < cacheTTL {
 		return nil
 	}
-	tok, err := s.client.ApiToken.Get(ctx, p.TokenID)
+	tok, err := s.lookup(ctx, "id:"+strconv.Itoa(p.TokenID), func(ctx context.Context) (*ent.ApiToken, error) {
+		return s.client.ApiToken.Get(ctx, p.TokenID)
+	})
 	if ent.IsNotFound(err) {
 		return ErrInvalidToken
 	}
@@ -220,6 +231,27 @@ func (s *Service) Recheck(ctx context.Context) error {
 	s.rechecked[p.TokenID] = now
 	s.mu.Unlock()
 	return nil
+}
+
+// lookupTimeout bounds a merged token lookup, which runs without any one caller's cancellation.
+const lookupTimeout = 10 * time.Second
+
+// lookup runs get once for all concurrent callers with the same key. It runs without the first
+// caller's cancellation (a closed stream must not fail the others' lookup); each caller still
+// stops waiting when its own ctx ends. The token returned is shared: callers only read it.
+func (s *Service) lookup(ctx context.Context, key string, get func(context.Context) (*ent.ApiToken, error)) (*ent.ApiToken, error) {
+	ch := s.lookups.DoChan(key, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
+		defer cancel()
+		return get(ctx)
+	})
+	select {
+	case r := <-ch:
+		tok, _ := r.Val.(*ent.ApiToken)
+		return tok, r.Err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 func expired(at *time.Time, now time.Time) bool { return at != nil && !now.Before(*at) }
