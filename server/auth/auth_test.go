@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,7 +14,7 @@ import (
 	entsql "entgo.io/ent/dialect/sql"
 
 	"github.com/eventgate/eventgate/ent"
-	"github.com/eventgate/eventgate/server/store"
+	"github.com/eventgate/eventgate/server/store/sqlitetest"
 )
 
 // gatedDriver counts the token lookups and holds each one until the gate opens.
@@ -42,14 +41,7 @@ func (d *gatedDriver) Query(ctx context.Context, query string, args, v any) erro
 func newGatedService(t *testing.T) (*Service, *gatedDriver, context.Context) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "a.db"), "normal")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := sqlitetest.Open(t, "normal")
 	gate := &gatedDriver{Driver: entsql.OpenDB(dialect.SQLite, st.DB), gate: make(chan struct{})}
 	svc := NewService(ent.NewClient(ent.Driver(gate)), slog.New(slog.DiscardHandler))
 	tok, _, err := svc.Create(ctx, st.Client, CreateInput{Name: "streams", Scopes: []string{ScopeEventsSubscribe}})

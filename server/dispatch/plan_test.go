@@ -3,7 +3,6 @@ package dispatch
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,7 +12,7 @@ import (
 	entsql "entgo.io/ent/dialect/sql"
 
 	"github.com/eventgate/eventgate/ent"
-	"github.com/eventgate/eventgate/server/store"
+	"github.com/eventgate/eventgate/server/store/sqlitetest"
 )
 
 // queryRecorder is a driver that remembers the last query it ran.
@@ -35,11 +34,7 @@ func (r *queryRecorder) Query(ctx context.Context, query string, args, v any) er
 // partial index of due deliveries by webhook, in due order, with no sort. Without it each
 // refill read every webhook's due rows (issue 6, scenario 4).
 func TestLaneQueryReadsOnlyItsWebhook(t *testing.T) {
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "plan.db"), "normal")
-	if err != nil {
-		t.Fatal(err)
-	}
-	migrated(t, st)
+	st := sqlitetest.Open(t, "normal")
 	rec := &queryRecorder{Driver: entsql.OpenDB(dialect.SQLite, st.DB)}
 	e := newEnvOn(t, ent.NewClient(ent.Driver(rec)))
 	d := New(e.client, e.box, e.guard, testConfig(), Hooks{}, slog.New(slog.DiscardHandler))

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -14,7 +13,7 @@ import (
 
 	"github.com/eventgate/eventgate/ent"
 	"github.com/eventgate/eventgate/server/eventbus"
-	"github.com/eventgate/eventgate/server/store"
+	"github.com/eventgate/eventgate/server/store/sqlitetest"
 )
 
 // BenchmarkPublish is ingest as scenario 3 of cmd/eventgate-bench drives it, without HTTP and
@@ -25,14 +24,7 @@ func BenchmarkPublish(b *testing.B) {
 	for _, hooks := range []int{0, 10} {
 		b.Run(fmt.Sprintf("webhooks=%d", hooks), func(b *testing.B) {
 			ctx := context.Background()
-			st, err := store.OpenSQLite(ctx, filepath.Join(b.TempDir(), "p.db"), "full")
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { st.Close() })
-			if err := st.Migrate(ctx); err != nil {
-				b.Fatal(err)
-			}
+			st := sqlitetest.Open(b, "full")
 			for i := range hooks {
 				if err := st.Client.Webhook.Create().SetName(fmt.Sprintf("h%d", i)).SetURL("http://127.0.0.1:1/").
 					SetEventTypes([]string{"user.created"}).SetSecretCiphertext([]byte("x")).Exec(ctx); err != nil {

@@ -4,26 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"path/filepath"
 	"testing"
 
 	"github.com/eventgate/eventgate/ent"
 	"github.com/eventgate/eventgate/server/apperr"
 	"github.com/eventgate/eventgate/server/eventbus"
-	"github.com/eventgate/eventgate/server/store"
+	"github.com/eventgate/eventgate/server/store/sqlitetest"
 )
 
 func newTestService(t *testing.T) (*Service, *eventbus.Bus[*ent.Event]) {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "e.db"), "normal")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := sqlitetest.Open(t, "normal")
 	bus := eventbus.New[*ent.Event]()
 	svc := NewService(st.Client, bus, eventbus.New[*ent.Delivery](), Options{PublishRate: 1e6, PublishBurst: 1e6}, slog.New(slog.DiscardHandler))
 	return svc, bus
