@@ -103,4 +103,3 @@ func TestEndedStreamDoesNotFailOthersLookup(t *testing.T) {
 		t.Fatalf("the other stream: %v", err)
 	}
 }
-
