@@ -20,7 +20,8 @@ type Bus[T any] struct {
 	// head is how many values have been published.
 	head uint64
 	// kept is the number of the oldest value the ring still holds; older slots are cleared so
-	// that values every subscriber has read are not kept alive.
+	// that values every subscriber has read are not kept alive. Clearing happens at Publish, so
+	// the last batch stays until the next one: at most len(ring) values on a quiet bus.
 	kept uint64
 }
 

@@ -210,11 +210,13 @@ func (q *Queue) Finish(final []byte) {
 }
 
 // Abort ends the stream at once: queued frames are discarded and only final (nil for
-// nothing) is sent. A Push waiting for room returns ErrEnded. It does nothing when the stream
-// already ended.
+// nothing) is sent. A Push waiting for room returns ErrEnded. A stream that finished but whose
+// end the writer has not taken yet is cut short too (a client that completed an operation gets
+// nothing more for its id, which it may reuse at once); Abort does nothing once the end was
+// taken, or after an overflow, whose SLOW_CONSUMER error stands.
 func (q *Queue) Abort(final []byte) {
 	q.mu.Lock()
-	if q.ended {
+	if q.consumed || q.slow {
 		q.mu.Unlock()
 		return
 	}

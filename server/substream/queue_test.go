@@ -168,10 +168,26 @@ func TestQueueWakesOncePerSchedule(t *testing.T) {
 		t.Fatalf("wakes after Finish: got %d, want 2", wakes)
 	}
 	q.Finish([]byte("ignored"))
-	q.Abort([]byte("ignored"))
 	f, st, _ := q.Pop()
 	if st != Final || f.Data != nil {
 		t.Fatalf("final: got %v %q, want Final nil", st, f.Data)
+	}
+	q.Abort([]byte("ignored"))
+	if _, st, more := q.Pop(); st != None || more {
+		t.Fatalf("after the end was taken, Abort sent %v", st)
+	}
+}
+
+// TestAbortCutsAFinishedStreamShort: a client completes an operation whose stream finished but
+// whose frames and complete are still queued; it gets nothing more for the id.
+func TestAbortCutsAFinishedStreamShort(t *testing.T) {
+	q := NewQueue(8, nil, func() {})
+	pushLive(t, q, 1, 2)
+	q.Finish([]byte("complete"))
+	q.Abort(nil)
+	f, st, more := q.Pop()
+	if st != Final || f.Data != nil || more {
+		t.Fatalf("after Abort: got %v %q more %v, want only a nil final", st, f.Data, more)
 	}
 }
 

@@ -346,7 +346,14 @@ func (c *conn) tick() {
 		acked, closing, ctx := c.acked, c.closing, c.authCtx
 		c.mu.Unlock()
 		if acked && !closing {
-			if err := cfg.Recheck(ctx); err != nil {
+			// Bounded: the connection's contexts are not cancelled when it ends, and a check
+			// stuck in the database must not hold the timer past the next one. A check that
+			// ran out of time decides nothing; the next one does.
+			ctx, cancel := context.WithTimeout(ctx, cfg.RecheckInterval)
+			err := cfg.Recheck(ctx)
+			timedOut := ctx.Err() != nil
+			cancel()
+			if err != nil && !timedOut {
 				c.logger().Info("websocket authentication no longer valid", "err", err)
 				c.closeWith(CloseForbidden, "forbidden")
 			}
