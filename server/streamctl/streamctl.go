@@ -58,7 +58,10 @@ func from(ctx context.Context) Tracker {
 	return t
 }
 
-// Start reports a subscription's starting cursor to the transport, if one listens.
+// Start reports a subscription's starting cursor to the transport, if one listens. A resolver
+// that calls it must call End on every path afterwards, panics and errors included: the
+// transport counts the operation as running until End, and waits for it when the connection or
+// the server shuts down.
 func Start(ctx context.Context, cursor string) {
 	if t := from(ctx); t != nil {
 		t.Start(cursor)
