@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -171,30 +170,21 @@ func rawBroadcast(ctx context.Context, n int, frames [][]byte) (float64, error) 
 		}
 		prepared[i] = pm
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("listen: %w", err)
-	}
 	up := websocket.Upgrader{Subprotocols: []string{"graphql-transport-ws"}}
 	conns := make(chan *websocket.Conn, n)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, err := serveLocal(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			return
 		}
 		conns <- ws
-	}), ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = srv.Serve(ln)
-	}()
-	defer func() {
-		_ = srv.Close()
-		<-served
-	}()
+	}))
+	if err != nil {
+		return 0, err
+	}
+	defer srv.close()
 
-	s, err := openSwarm(ctx, swarmConfig{url: "ws://" + ln.Addr().String() + "/", n: n, dialers: 32})
+	s, err := openSwarm(ctx, swarmConfig{url: "ws://" + srv.addr + "/", n: n, dialers: 32})
 	if err != nil {
 		return 0, err
 	}

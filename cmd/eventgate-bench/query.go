@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -112,10 +111,9 @@ type listRow struct {
 
 // plainList is the baseline: net/http and database/sql, one count and one select per request.
 type plainList struct {
-	url    string
-	db     *sql.DB
-	srv    *http.Server
-	served chan struct{}
+	url string
+	db  *sql.DB
+	srv *localServer
 }
 
 func newPlainList(path string) (*plainList, error) {
@@ -123,17 +121,13 @@ func newPlainList(path string) (*plainList, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s read-only: %w", path, err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p := &plainList{db: db}
+	srv, err := serveLocal(http.HandlerFunc(p.handle))
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("listen: %w", err)
+		return nil, err
 	}
-	p := &plainList{url: "http://" + ln.Addr().String(), db: db, served: make(chan struct{})}
-	p.srv = &http.Server{Handler: http.HandlerFunc(p.handle), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		defer close(p.served)
-		_ = p.srv.Serve(ln)
-	}()
+	p.srv, p.url = srv, "http://"+srv.addr
 	return p, nil
 }
 
@@ -179,8 +173,7 @@ func (p *plainList) handle(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *plainList) close() {
-	_ = p.srv.Close()
-	<-p.served
+	p.srv.close()
 	p.db.Close()
 }
 

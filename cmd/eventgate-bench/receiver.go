@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -14,9 +13,8 @@ import (
 // and, for first attempts, the latency from the "sent_us" the event carries; it can keep the
 // bodies, which the raw client of scenario 4 posts again.
 type receiver struct {
-	url    string
-	srv    *http.Server
-	served chan struct{}
+	url string
+	srv *localServer
 
 	mu      sync.Mutex
 	count   int
@@ -30,16 +28,12 @@ type receiver struct {
 
 // newReceiver listens on a free loopback port. keepBodies makes it store every body.
 func newReceiver(keepBodies bool) (*receiver, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	r := &receiver{keep: keepBodies}
+	srv, err := serveLocal(http.HandlerFunc(r.handle))
 	if err != nil {
 		return nil, fmt.Errorf("receiver: %w", err)
 	}
-	r := &receiver{url: "http://" + ln.Addr().String(), served: make(chan struct{}), keep: keepBodies}
-	r.srv = &http.Server{Handler: http.HandlerFunc(r.handle), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		defer close(r.served)
-		_ = r.srv.Serve(ln)
-	}()
+	r.srv, r.url = srv, "http://"+srv.addr
 	return r, nil
 }
 
@@ -100,7 +94,4 @@ func (r *receiver) waitCount(want int, timeout time.Duration) error {
 	}
 }
 
-func (r *receiver) close() {
-	_ = r.srv.Close()
-	<-r.served
-}
+func (r *receiver) close() { r.srv.close() }

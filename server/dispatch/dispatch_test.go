@@ -431,14 +431,7 @@ func TestRedirectNotFollowed(t *testing.T) {
 
 func TestHangingReceiverTimesOut(t *testing.T) {
 	e := newEnv(t)
-	release := make(chan struct{})
-	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	})
-	t.Cleanup(func() { close(release) })
+	rc, _ := heldReceiver(t)
 	w, _ := e.webhook(t, rc.URL, func(c *ent.WebhookCreate) { c.SetTimeoutSeconds(1) })
 	del := e.deliver(t, w, e.event(t, "user.created", userPayload))
 	cfg := testConfig()
@@ -681,14 +674,7 @@ func TestLeaseTakeover(t *testing.T) {
 
 func TestStopReleasesClaims(t *testing.T) {
 	eachDB(t, func(t *testing.T, e *testEnv) {
-		release := make(chan struct{})
-		rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-		})
-		t.Cleanup(func() { close(release) })
+		rc, _ := heldReceiver(t)
 		w, _ := e.webhook(t, rc.URL)
 		var ids []int
 		for range 2 { // one in flight, one claimed and waiting (the limit for a new webhook)
@@ -747,17 +733,7 @@ func TestStopLetsRequestsInFlightFinish(t *testing.T) {
 
 func TestWebhookDeletedWhileInFlight(t *testing.T) {
 	eachDB(t, func(t *testing.T, e *testEnv) {
-		release := make(chan struct{})
-		rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-			w.WriteHeader(http.StatusOK)
-		})
-		var once sync.Once
-		open := func() { once.Do(func() { close(release) }) }
-		t.Cleanup(open)
+		rc, open := heldReceiver(t)
 		w, _ := e.webhook(t, rc.URL)
 		e.deliver(t, w, e.event(t, "user.created", userPayload))
 		var ch changes
@@ -788,14 +764,7 @@ func TestWebhookDeletedWhileInFlight(t *testing.T) {
 
 func TestOutcomeNotRecordedAfterTakeover(t *testing.T) {
 	eachDB(t, func(t *testing.T, e *testEnv) {
-		release := make(chan struct{})
-		rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-			w.WriteHeader(http.StatusOK)
-		})
+		rc, release := heldReceiver(t)
 		w, _ := e.webhook(t, rc.URL)
 		del := e.deliver(t, w, e.event(t, "user.created", userPayload))
 		d := New(e.client, e.box, e.guard, testConfig(), Hooks{}, nil)
@@ -807,7 +776,7 @@ func TestOutcomeNotRecordedAfterTakeover(t *testing.T) {
 		if err := e.client.Delivery.UpdateOneID(del.ID).SetClaimedBy("other").SetClaimedUntil(until).Exec(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		close(release)
+		release()
 		if err := d.Stop(context.Background()); err != nil {
 			t.Fatalf("stop: %v", err)
 		}

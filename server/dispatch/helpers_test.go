@@ -287,6 +287,24 @@ func newReceiver(t testing.TB, respond func(w http.ResponseWriter, r *http.Reque
 	return rc
 }
 
+// heldReceiver holds every request until release is called (or the request ends), then answers
+// 200. release may be called more than once; it is called when the test ends.
+func heldReceiver(t testing.TB) (rc *receiver, release func()) {
+	t.Helper()
+	held := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(held) }) }
+	rc = newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		select {
+		case <-held:
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	t.Cleanup(release)
+	return rc, release
+}
+
 func (rc *receiver) requests() []received {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()

@@ -20,7 +20,7 @@ const stmtCacheSize = 64
 // same text meanwhile prepares a statement of its own.
 type cachedStmt struct {
 	query   string
-	stmt    driver.Stmt
+	stmt    statement
 	busy    bool
 	evicted bool // dropped from the cache while busy: close it when its rows are closed
 }
@@ -56,12 +56,13 @@ func (sc *stmtCache) get(ctx context.Context, conn driver.ConnPrepareContext, qu
 		sc.order.MoveToFront(el)
 		return cs
 	}
-	st, err := conn.PrepareContext(ctx, query)
+	prepared, err := conn.PrepareContext(ctx, query)
 	if err != nil {
 		return nil
 	}
-	if _, ok := st.(statement); !ok {
-		st.Close()
+	st, ok := prepared.(statement)
+	if !ok {
+		prepared.Close()
 		return nil
 	}
 	cs := &cachedStmt{query: query, stmt: st}
@@ -90,12 +91,12 @@ func (sc *stmtCache) closeAll() {
 }
 
 func (cs *cachedStmt) exec(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	return cs.stmt.(statement).ExecContext(ctx, args)
+	return cs.stmt.ExecContext(ctx, args)
 }
 
 // run runs the statement as a query; it stays busy until the rows are closed.
 func (cs *cachedStmt) run(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
-	rows, err := cs.stmt.(statement).QueryContext(ctx, args)
+	rows, err := cs.stmt.QueryContext(ctx, args)
 	if err != nil {
 		return nil, err
 	}

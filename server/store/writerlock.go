@@ -75,11 +75,16 @@ type lockingConnector struct {
 }
 
 func (c *lockingConnector) Connect(context.Context) (driver.Conn, error) {
-	inner, err := c.driver.Open(c.dsn)
+	conn, err := c.driver.Open(c.dsn)
 	if err != nil {
 		return nil, err
 	}
-	return &lockingConn{inner: inner, lock: c.lock}, nil
+	inner, ok := conn.(sqliteConn)
+	if !ok {
+		conn.Close()
+		return nil, errors.New("sqlite driver connection lacks the context methods")
+	}
+	return &lockingConn{sqliteConn: inner, lock: c.lock}, nil
 }
 
 func (c *lockingConnector) Driver() driver.Driver { return c.driver }
@@ -97,27 +102,19 @@ type sqliteConn interface {
 }
 
 // lockingConn is one connection: it takes the writer lock as above and keeps its recently used
-// statements prepared (stmtcache.go). database/sql serialises the use of a connection (its rollback of
-// a cancelled transaction included) under the connection's own mutex, so inTx needs no guard.
+// statements prepared (stmtcache.go). database/sql serialises the use of a connection (its
+// rollback of a cancelled transaction included) under the connection's own mutex, so inTx needs
+// no guard.
 type lockingConn struct {
-	inner driver.Conn
-	lock  *writerLock
-	inTx  bool // the lock is held by this connection's transaction
-	stmts stmtCache
+	sqliteConn // Prepare, PrepareContext, Ping, ResetSession and IsValid go straight through
+	lock       *writerLock
+	inTx       bool // the lock is held by this connection's transaction
+	stmts      stmtCache
 }
 
-func (c *lockingConn) sqlite() (sqliteConn, error) {
-	sc, ok := c.inner.(sqliteConn)
-	if !ok {
-		return nil, errors.New("sqlite driver connection lacks the context methods")
-	}
-	return sc, nil
-}
-
-func (c *lockingConn) Prepare(query string) (driver.Stmt, error) { return c.inner.Prepare(query) }
 func (c *lockingConn) Close() error {
 	c.stmts.closeAll()
-	return c.inner.Close()
+	return c.sqliteConn.Close()
 }
 
 func (c *lockingConn) Begin() (driver.Tx, error) {
@@ -125,12 +122,8 @@ func (c *lockingConn) Begin() (driver.Tx, error) {
 }
 
 func (c *lockingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	sc, err := c.sqlite()
-	if err != nil {
-		return nil, err
-	}
 	if opts.ReadOnly { // a plain BEGIN: it never takes SQLite's write lock
-		tx, err := sc.BeginTx(ctx, opts)
+		tx, err := c.sqliteConn.BeginTx(ctx, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -139,7 +132,7 @@ func (c *lockingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (drive
 	if err := c.lock.lock(ctx); err != nil {
 		return nil, err
 	}
-	tx, err := sc.BeginTx(ctx, opts)
+	tx, err := c.sqliteConn.BeginTx(ctx, opts)
 	if err != nil {
 		c.lock.unlock()
 		return nil, err
@@ -148,78 +141,41 @@ func (c *lockingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (drive
 	return &lockingTx{inner: tx, conn: c}, nil
 }
 
-func (c *lockingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	sc, err := c.sqlite()
-	if err != nil {
-		return nil, err
-	}
-	return sc.PrepareContext(ctx, query)
-}
-
 func (c *lockingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	sc, err := c.sqlite()
-	if err != nil {
-		return nil, err
-	}
 	if !c.inTx && !isRead(query) {
 		if err := c.lock.lock(ctx); err != nil {
 			return nil, err
 		}
 		defer c.lock.unlock()
 	}
-	if cs := c.stmts.get(ctx, sc, query); cs != nil {
+	if cs := c.stmts.get(ctx, c.sqliteConn, query); cs != nil {
 		return cs.exec(ctx, args)
 	}
-	return sc.ExecContext(ctx, query, args)
+	return c.sqliteConn.ExecContext(ctx, query, args)
 }
 
 // query runs a query through a kept statement when it can.
-func (c *lockingConn) query(ctx context.Context, sc sqliteConn, query string, args []driver.NamedValue) (driver.Rows, error) {
-	if cs := c.stmts.get(ctx, sc, query); cs != nil {
+func (c *lockingConn) query(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if cs := c.stmts.get(ctx, c.sqliteConn, query); cs != nil {
 		return cs.run(ctx, args)
 	}
-	return sc.QueryContext(ctx, query, args)
+	return c.sqliteConn.QueryContext(ctx, query, args)
 }
 
 func (c *lockingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	sc, err := c.sqlite()
-	if err != nil {
-		return nil, err
-	}
 	if c.inTx || isRead(query) {
-		return c.query(ctx, sc, query, args)
+		return c.query(ctx, query, args)
 	}
 	// A write that returns rows (INSERT … RETURNING) commits when its rows are done.
 	if err := c.lock.lock(ctx); err != nil {
 		return nil, err
 	}
-	rows, err := c.query(ctx, sc, query, args)
+	rows, err := c.query(ctx, query, args)
 	if err != nil {
 		c.lock.unlock()
 		return nil, err
 	}
 	return &lockedRows{Rows: rows, unlock: c.lock.unlock}, nil
-}
-
-func (c *lockingConn) Ping(ctx context.Context) error {
-	sc, err := c.sqlite()
-	if err != nil {
-		return err
-	}
-	return sc.Ping(ctx)
-}
-
-func (c *lockingConn) ResetSession(ctx context.Context) error {
-	sc, err := c.sqlite()
-	if err != nil {
-		return err
-	}
-	return sc.ResetSession(ctx)
-}
-
-func (c *lockingConn) IsValid() bool {
-	sc, err := c.sqlite()
-	return err == nil && sc.IsValid()
 }
 
 // lockingTx releases the writer lock, if its transaction took it, when the transaction ends,
