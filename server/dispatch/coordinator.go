@@ -3,6 +3,7 @@ package dispatch
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -20,6 +21,8 @@ import (
 type coordinator struct {
 	lanes    map[int]*lane // by webhook id
 	inflight map[int]*job  // claimed and not yet recorded, by delivery id
+	claims   []claimedJob  // booked by take, waiting for their claims to commit (launchClaims)
+	events   eventCache
 	// backlog says the last claim was cut short by claimBudget: more may be due.
 	backlog bool
 	// dueAt is when the due timer fires (zero: stopped).
@@ -30,7 +33,7 @@ type coordinator struct {
 func newCoordinator() coordinator {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return coordinator{lanes: map[int]*lane{}, inflight: map[int]*job{}, due: t}
+	return coordinator{lanes: map[int]*lane{}, inflight: map[int]*job{}, events: newEventCache(eventCacheSize, eventCacheBytes), due: t}
 }
 
 // maxBatch bounds the outcomes recorded in one transaction.
@@ -60,7 +63,12 @@ func (d *Dispatcher) run(ctx context.Context) {
 				return
 			}
 		} else if claimNow {
-			d.claim(discover)
+			// Outside a transaction each claim commits by itself: what was taken before
+			// an error is launched all the same.
+			if err := d.claim(d.dbCtx, d.client, discover); err != nil {
+				d.logDBError("claim deliveries", err)
+			}
+			d.launchClaims()
 			claimNow, discover = false, false
 		}
 		var quitCh, ctxDone <-chan struct{}
@@ -69,8 +77,9 @@ func (d *Dispatcher) run(ctx context.Context) {
 		}
 		select {
 		case r := <-d.results:
-			d.record(d.collect(r))
-			claimNow = claimNow || d.wantsClaim()
+			if !d.record(d.collect(r)) {
+				claimNow = claimNow || d.wantsClaim()
+			}
 		case <-d.wake:
 			claimNow, discover = true, true
 		case <-d.co.due.C:
@@ -129,10 +138,14 @@ func (d *Dispatcher) wantsClaim() bool {
 // query of its own that stops once it has the lane's share. Refilling them through the due-order
 // query instead took a round per lane, each reading past the backlogs of the lanes before it.
 // Each refill reads only its webhook's due rows (laneQuery).
-func (d *Dispatcher) claim(discover bool) {
-	ctx := d.dbCtx
+//
+// claim runs on client, which may be a transaction's: the claimed jobs wait in co.claims until
+// the caller has committed and calls launchClaims (or abandonClaims when it could not commit).
+func (d *Dispatcher) claim(ctx context.Context, client *ent.Client, discover bool) error {
 	if discover || d.co.backlog {
-		d.discover(ctx)
+		if err := d.discover(ctx, client); err != nil {
+			return err
+		}
 	}
 	now := time.Now().UTC()
 	var lanes []*lane
@@ -142,7 +155,7 @@ func (d *Dispatcher) claim(discover bool) {
 		}
 	}
 	if len(lanes) == 0 {
-		return
+		return nil
 	}
 	// The least served lanes first, each with a share of the budget, so that no backlog waits
 	// behind the others'.
@@ -156,11 +169,10 @@ func (d *Dispatcher) claim(discover bool) {
 		if budget <= 0 {
 			break // the lanes keep their backlog and are refilled as results come in
 		}
-		want := min(d.laneLimit(l)-l.claimed, share, budget)
-		cands, err := d.laneQuery(l.id, now).Limit(want).All(ctx)
+		want := roundLimit(min(d.laneLimit(l)-l.claimed, share, budget))
+		cands, err := d.laneQuery(client, l.id, now).Limit(want).All(ctx)
 		if err != nil {
-			d.logDBError("find due deliveries", err)
-			return
+			return fmt.Errorf("find due deliveries: %w", err)
 		}
 		l.backlog = len(cands) == want
 		budget -= len(cands)
@@ -171,10 +183,9 @@ func (d *Dispatcher) claim(discover bool) {
 		}
 	}
 	if len(picked) > 0 {
-		if err := d.take(ctx, now, picked); err != nil {
-			d.logDBError("claim deliveries", err)
-		}
+		return d.take(ctx, client, now, picked)
 	}
+	return nil
 }
 
 // duePredicates match the deliveries that may be claimed at now.
@@ -191,8 +202,8 @@ func (d *Dispatcher) duePredicates(now time.Time) []predicate.Delivery {
 // (webhook_id, next_attempt_at) over the deliveries with an attempt to make, so it reads only
 // this webhook's rows: the status term is kept off the (status, next_attempt_at) index, which
 // would read every webhook's due rows and filter them.
-func (d *Dispatcher) laneQuery(webhookID int, now time.Time) *ent.DeliveryQuery {
-	return d.client.Delivery.Query().
+func (d *Dispatcher) laneQuery(client *ent.Client, webhookID int, now time.Time) *ent.DeliveryQuery {
+	return client.Delivery.Query().
 		Where(
 			delivery.WebhookID(webhookID),
 			delivery.NextAttemptAtLTE(now),
@@ -220,12 +231,12 @@ func activeWebhook(s *sql.Selector) {
 
 // discover takes due deliveries of any webhook in due order, leaving out the lanes that are
 // saturated or known to have a backlog.
-func (d *Dispatcher) discover(ctx context.Context) {
+func (d *Dispatcher) discover(ctx context.Context, client *ent.Client) error {
 	for range 64 { // each round fills or saturates lanes; the bound only guards against surprises
 		free := d.claimBudget - len(d.co.inflight)
 		if free <= 0 {
 			d.co.backlog = true
-			return
+			return nil
 		}
 		now := time.Now().UTC()
 		preds := d.duePredicates(now)
@@ -238,15 +249,15 @@ func (d *Dispatcher) discover(ctx context.Context) {
 			}
 		}
 		if len(left) > 0 {
-			preds = append(preds, delivery.WebhookIDNotIn(left...))
+			preds = append(preds, delivery.WebhookIDNotIn(padIDs(left)...))
 		}
-		cands, err := d.client.Delivery.Query().Where(preds...).
-			Order(delivery.ByNextAttemptAt(), delivery.ByID()).Limit(free).All(ctx)
+		limit := roundLimit(free)
+		cands, err := client.Delivery.Query().Where(preds...).
+			Order(delivery.ByNextAttemptAt(), delivery.ByID()).Limit(limit).All(ctx)
 		if err != nil {
-			d.logDBError("find due deliveries", err)
-			return
+			return fmt.Errorf("find due deliveries: %w", err)
 		}
-		full := len(cands) == free
+		full := len(cands) == limit
 		picked := make([]*ent.Delivery, 0, len(cands))
 		taken := map[int]int{}
 		for _, c := range cands {
@@ -262,9 +273,8 @@ func (d *Dispatcher) discover(ctx context.Context) {
 			picked = append(picked, c)
 		}
 		if len(picked) > 0 {
-			if err := d.take(ctx, now, picked); err != nil {
-				d.logDBError("claim deliveries", err)
-				return
+			if err := d.take(ctx, client, now, picked); err != nil {
+				return err
 			}
 		}
 		for _, id := range left {
@@ -281,17 +291,19 @@ func (d *Dispatcher) discover(ctx context.Context) {
 		}
 		d.co.backlog = full
 		if !full {
-			d.scheduleNextDue(ctx, now)
-			return
+			d.scheduleNextDue(ctx, client, now)
+			return nil
 		}
 		if len(picked) == 0 {
-			return
+			return nil
 		}
 	}
+	return nil
 }
 
-// take claims picked (a lease until now+Lease), loads what the requests need and starts them.
-func (d *Dispatcher) take(ctx context.Context, now time.Time, picked []*ent.Delivery) error {
+// take claims picked (a lease until now+Lease) and loads what the requests need. The jobs are
+// booked at once (inflight, the lanes' counts) and wait in co.claims to be launched.
+func (d *Dispatcher) take(ctx context.Context, client *ent.Client, now time.Time, picked []*ent.Delivery) error {
 	// Microseconds: PostgreSQL keeps no more, and the fence compares the stored value exactly.
 	until := now.Add(d.cfg.Lease).Truncate(time.Microsecond)
 	ids := make([]int, len(picked))
@@ -300,9 +312,9 @@ func (d *Dispatcher) take(ctx context.Context, now time.Time, picked []*ent.Deli
 	}
 	// The conditions are checked again in the UPDATE: under PostgreSQL's READ COMMITTED a row
 	// another instance claimed since the SELECT is re-evaluated and skipped.
-	n, err := d.client.Delivery.Update().
+	n, err := client.Delivery.Update().
 		Where(
-			delivery.IDIn(ids...),
+			delivery.IDIn(padIDs(ids)...),
 			pendingNotIndexed,
 			delivery.Or(delivery.ClaimedUntilIsNil(), delivery.ClaimedUntilLT(now)),
 		).
@@ -314,8 +326,8 @@ func (d *Dispatcher) take(ctx context.Context, now time.Time, picked []*ent.Deli
 		return nil
 	}
 	if n < len(ids) {
-		mine, err := d.client.Delivery.Query().
-			Where(delivery.IDIn(ids...), delivery.ClaimedBy(d.cfg.InstanceID), delivery.ClaimedUntil(until)).
+		mine, err := client.Delivery.Query().
+			Where(delivery.IDIn(padIDs(ids)...), delivery.ClaimedBy(d.cfg.InstanceID), delivery.ClaimedUntil(until)).
 			IDs(ctx)
 		if err != nil {
 			return err
@@ -333,10 +345,13 @@ func (d *Dispatcher) take(ctx context.Context, now time.Time, picked []*ent.Deli
 		picked = kept
 	}
 
-	events, webhooks, err := d.loadFor(ctx, picked)
+	events, webhooks, err := d.loadFor(ctx, client, picked)
 	if err != nil {
-		// Without them nothing can be sent; give the deliveries back.
-		d.releaseNow(picked)
+		if client == d.client {
+			// Without them nothing can be sent; give the deliveries back. (In a
+			// transaction, the caller's rollback does.)
+			d.releaseNow(picked)
+		}
 		return err
 	}
 	for _, c := range picked {
@@ -349,46 +364,86 @@ func (d *Dispatcher) take(ctx context.Context, now time.Time, picked []*ent.Deli
 		w := webhooks[c.WebhookID]
 		if w == nil || !w.IsActive || j.event == nil {
 			// Disabled or deleted since the SELECT: the delivery waits, unclaimed.
-			d.results <- result{job: j, kind: kindRelease}
+			d.co.claims = append(d.co.claims, claimedJob{job: j, kind: kindRelease})
 			continue
 		}
 		t, err := d.targetFor(l, w, now)
 		if err != nil {
 			// Leave the claim to expire: an immediate release would spin on the same error.
 			d.log.Error("load webhook secrets", "webhook_id", w.ID, "error", err)
-			d.results <- result{job: j, kind: kindDrop}
+			d.co.claims = append(d.co.claims, claimedJob{job: j, kind: kindDrop})
 			continue
 		}
 		j.target = t
-		d.jobs.Add(1)
-		go d.deliver(j)
+		d.co.claims = append(d.co.claims, claimedJob{job: j, kind: kindAttempt})
 	}
 	return nil
 }
 
-// loadFor loads the events and webhooks of the claimed deliveries.
-func (d *Dispatcher) loadFor(ctx context.Context, picked []*ent.Delivery) (map[int]*ent.Event, map[int]*ent.Webhook, error) {
-	evIDs := make([]int, 0, len(picked))
-	whIDs := make([]int, 0, 4)
+// claimedJob is a job booked by take and not launched yet. kind is kindAttempt for a request to
+// make, or the result to hand straight back (kindRelease, kindDrop).
+type claimedJob struct {
+	job  *job
+	kind resultKind
+}
+
+// launchClaims starts the jobs booked since the last launch, once their claims are committed.
+func (d *Dispatcher) launchClaims() {
+	for _, c := range d.co.claims {
+		if c.kind != kindAttempt {
+			d.results <- result{job: c.job, kind: c.kind}
+			continue
+		}
+		d.jobs.Add(1)
+		go d.deliver(c.job)
+	}
+	clear(d.co.claims)
+	d.co.claims = d.co.claims[:0]
+}
+
+// abandonClaims unbooks the jobs booked since the last launch: their claims were not committed.
+func (d *Dispatcher) abandonClaims() {
+	for _, c := range d.co.claims {
+		delete(d.co.inflight, c.job.d.ID)
+		c.job.lane.claimed--
+	}
+	clear(d.co.claims)
+	d.co.claims = d.co.claims[:0]
+}
+
+// loadFor loads the events and webhooks of the claimed deliveries. Events are taken from the
+// coordinator's cache where they are (an event goes to each of its webhooks, usually in claims
+// close together), the rest read in one query and kept.
+func (d *Dispatcher) loadFor(ctx context.Context, client *ent.Client, picked []*ent.Delivery) (map[int]*ent.Event, map[int]*ent.Webhook, error) {
+	events := make(map[int]*ent.Event, len(picked))
+	var missing, whIDs []int
 	seenWH := map[int]bool{}
 	for _, c := range picked {
-		evIDs = append(evIDs, c.EventID)
+		if _, ok := events[c.EventID]; !ok {
+			e := d.co.events.get(c.EventID)
+			events[c.EventID] = e
+			if e == nil {
+				missing = append(missing, c.EventID)
+			}
+		}
 		if !seenWH[c.WebhookID] {
 			seenWH[c.WebhookID] = true
 			whIDs = append(whIDs, c.WebhookID)
 		}
 	}
-	evs, err := d.client.Event.Query().Where(event.IDIn(evIDs...)).All(ctx)
+	if len(missing) > 0 {
+		evs, err := client.Event.Query().Where(event.IDIn(padIDs(missing)...)).All(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, e := range evs {
+			events[e.ID] = e
+			d.co.events.put(e)
+		}
+	}
+	whs, err := client.Webhook.Query().Where(webhook.IDIn(padIDs(whIDs)...)).All(ctx)
 	if err != nil {
 		return nil, nil, err
-	}
-	whs, err := d.client.Webhook.Query().Where(webhook.IDIn(whIDs...)).All(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	events := make(map[int]*ent.Event, len(evs))
-	for _, e := range evs {
-		events[e.ID] = e
 	}
 	webhooks := make(map[int]*ent.Webhook, len(whs))
 	for _, w := range whs {
@@ -404,7 +459,7 @@ func (d *Dispatcher) releaseNow(picked []*ent.Delivery) {
 		ids[i] = c.ID
 	}
 	err := d.client.Delivery.Update().
-		Where(delivery.IDIn(ids...), delivery.ClaimedBy(d.cfg.InstanceID)).
+		Where(delivery.IDIn(padIDs(ids)...), delivery.ClaimedBy(d.cfg.InstanceID)).
 		ClearClaimedUntil().ClearClaimedBy().Exec(d.dbCtx)
 	if err != nil {
 		d.logDBError("release claims", err)
@@ -413,8 +468,8 @@ func (d *Dispatcher) releaseNow(picked []*ent.Delivery) {
 
 // scheduleNextDue arms the due timer for the earliest retry in the future, so a retry runs on
 // time even when another instance scheduled it; the poll is only a safety net.
-func (d *Dispatcher) scheduleNextDue(ctx context.Context, now time.Time) {
-	next, err := d.client.Delivery.Query().
+func (d *Dispatcher) scheduleNextDue(ctx context.Context, client *ent.Client, now time.Time) {
+	next, err := client.Delivery.Query().
 		Where(delivery.StatusEQ(delivery.StatusPENDING), delivery.NextAttemptAtGT(now)).
 		Order(delivery.ByNextAttemptAt()).
 		Select(delivery.FieldNextAttemptAt).
@@ -456,7 +511,7 @@ func (d *Dispatcher) renew() {
 	for start := 0; start < len(ids); start += maxBatch {
 		chunk := ids[start:min(start+maxBatch, len(ids))]
 		err := d.client.Delivery.Update().
-			Where(delivery.IDIn(chunk...), delivery.ClaimedBy(d.cfg.InstanceID), pendingNotIndexed).
+			Where(delivery.IDIn(padIDs(chunk)...), delivery.ClaimedBy(d.cfg.InstanceID), pendingNotIndexed).
 			SetClaimedUntil(until).Exec(d.dbCtx)
 		if err != nil {
 			d.logDBError("renew leases", err)

@@ -38,7 +38,7 @@ func TestLaneQueryReadsOnlyItsWebhook(t *testing.T) {
 	rec := &queryRecorder{Driver: entsql.OpenDB(dialect.SQLite, st.DB)}
 	e := newEnvOn(t, ent.NewClient(ent.Driver(rec)))
 	d := New(e.client, e.box, e.guard, testConfig(), Hooks{}, slog.New(slog.DiscardHandler))
-	if _, err := d.laneQuery(1, time.Now().UTC()).Limit(16).All(context.Background()); err != nil {
+	if _, err := d.laneQuery(d.client, 1, time.Now().UTC()).Limit(16).All(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 

@@ -13,8 +13,9 @@ import (
 // new arguments; SQLite re-prepares a kept statement by itself if the schema changes.
 
 // stmtCacheSize bounds the statements kept per connection. Statements whose text varies with
-// their arguments (IN lists, bulk inserts) take slots and fall out in LRU order.
-const stmtCacheSize = 64
+// their arguments (IN lists, bulk inserts) take slots and fall out in LRU order; the dispatcher
+// gives its batches a few lengths only, which takes about a hundred.
+const stmtCacheSize = 160
 
 // cachedStmt is a kept statement. busy is set while a run of it has rows open: a second run of the
 // same text meanwhile prepares a statement of its own.
