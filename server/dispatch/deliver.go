@@ -72,14 +72,17 @@ type result struct {
 	hasRetryAfter bool
 }
 
-// newHTTPClient makes the one client of all webhook requests: every connection dialled through
-// the guard, no proxy (through a proxy the guard would check the proxy's address), no redirects
-// followed, keep-alive connections reused across deliveries.
-func newHTTPClient(guard *netguard.Guard, cfg Config) *http.Client {
+// newTransport makes the one transport of all webhook requests: every connection dialled
+// through the guard, no proxy (through a proxy the guard would check the proxy's address),
+// keep-alive connections reused across deliveries. Requests go straight to its RoundTrip, not
+// through an http.Client: redirects are not followed (a 3xx is the attempt's answer), no cookie
+// jar applies, and each request's context carries its timeout, so a Client would only copy
+// headers for redirects never made.
+func newTransport(guard *netguard.Guard, cfg Config) *http.Transport {
 	if guard == nil {
 		guard = netguard.New(nil, nil)
 	}
-	tr := &http.Transport{
+	return &http.Transport{
 		Proxy:                  nil,
 		DialContext:            guard.DialContext,
 		ForceAttemptHTTP2:      true,
@@ -88,12 +91,6 @@ func newHTTPClient(guard *netguard.Guard, cfg Config) *http.Client {
 		IdleConnTimeout:        90 * time.Second,
 		TLSHandshakeTimeout:    10 * time.Second,
 		MaxResponseHeaderBytes: 64 << 10,
-	}
-	return &http.Client{
-		Transport: tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
 	}
 }
 
@@ -173,7 +170,7 @@ func (d *Dispatcher) send(j *job) result {
 		return r
 	}
 	req.Header = h
-	resp, err := d.http.Do(req)
+	resp, err := d.transport.RoundTrip(req)
 	if err != nil {
 		if d.jobCtx.Err() != nil {
 			return result{job: j, kind: kindRelease} // aborted by Stop: not an attempt

@@ -139,12 +139,12 @@ type Hooks struct {
 // Dispatcher delivers due deliveries to their webhooks. Make it with New, run it with Start and
 // stop it with Stop.
 type Dispatcher struct {
-	client *ent.Client
-	box    *secretbox.Box
-	cfg    Config
-	hooks  Hooks
-	log    *slog.Logger
-	http   *http.Client
+	client    *ent.Client
+	box       *secretbox.Box
+	cfg       Config
+	hooks     Hooks
+	log       *slog.Logger
+	transport *http.Transport
 
 	// claimBudget bounds the deliveries claimed and not yet recorded; laneBudget bounds them for
 	// a fast webhook (see laneLimit). Both leave room beyond the in-flight limits so that claims
@@ -195,7 +195,7 @@ func New(client *ent.Client, box *secretbox.Box, guard *netguard.Guard, cfg Conf
 	}
 	d.claimBudget = max(d.claimBudget, d.laneBudget)
 	d.results = make(chan result, d.claimBudget)
-	d.http = newHTTPClient(guard, cfg)
+	d.transport = newTransport(guard, cfg)
 	d.co = newCoordinator()
 	return d
 }
