@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -199,8 +200,13 @@ func TestRequestFormatsAndHeaders(t *testing.T) {
 					wh.SuccessCount, wh.FailureCount, wh.LastTriggeredAt, wh.UpdatedAt, w.UpdatedAt)
 			}
 			waitFor(t, func() bool { return len(ch.list()) == 1 }, "DeliveryChanged")
-			if c := ch.list()[0]; c.ID != del.ID || c.Status != delivery.StatusSUCCESS || c.AttemptCount != 1 {
+			c := ch.list()[0]
+			if c.ID != del.ID || c.Status != delivery.StatusSUCCESS || c.AttemptCount != 1 {
 				t.Errorf("got DeliveryChanged id %d status %s attempts %d, want %d SUCCESS 1", c.ID, c.Status, c.AttemptCount, del.ID)
+			}
+			// The hook's delivery is the row as committed, every field of it.
+			if diff := deliveryDiff(c, e.reload(t, del.ID)); diff != "" {
+				t.Errorf("DeliveryChanged's delivery differs from the stored row: %s", diff)
 			}
 		})
 	}
@@ -829,4 +835,36 @@ func TestTwoInstancesDeliverEachOnceWithRenewedLeases(t *testing.T) {
 			}
 		}
 	})
+}
+
+// deliveryDiff names the fields in which two deliveries differ ("" when none do).
+func deliveryDiff(got, want *ent.Delivery) string {
+	var diffs []string
+	check := func(name string, same bool, g, w any) {
+		if !same {
+			diffs = append(diffs, fmt.Sprintf("%s %v, stored %v", name, g, w))
+		}
+	}
+	sameTime := func(a, b *time.Time) bool { return (a == nil) == (b == nil) && (a == nil || a.Equal(*b)) }
+	check("webhook_id", got.WebhookID == want.WebhookID, got.WebhookID, want.WebhookID)
+	check("event_id", got.EventID == want.EventID, got.EventID, want.EventID)
+	check("event_type", got.EventType == want.EventType, got.EventType, want.EventType)
+	check("status", got.Status == want.Status, got.Status, want.Status)
+	check("attempt_count", got.AttemptCount == want.AttemptCount, got.AttemptCount, want.AttemptCount)
+	check("next_attempt_at", sameTime(got.NextAttemptAt, want.NextAttemptAt), got.NextAttemptAt, want.NextAttemptAt)
+	check("response_status", fmt.Sprint(deref(got.ResponseStatus)) == fmt.Sprint(deref(want.ResponseStatus)), deref(got.ResponseStatus), deref(want.ResponseStatus))
+	check("error_message", fmt.Sprint(deref(got.ErrorMessage)) == fmt.Sprint(deref(want.ErrorMessage)), deref(got.ErrorMessage), deref(want.ErrorMessage))
+	check("created_at", got.CreatedAt.Equal(want.CreatedAt), got.CreatedAt, want.CreatedAt)
+	check("delivered_at", sameTime(got.DeliveredAt, want.DeliveredAt), got.DeliveredAt, want.DeliveredAt)
+	check("claimed_until", sameTime(got.ClaimedUntil, want.ClaimedUntil), got.ClaimedUntil, want.ClaimedUntil)
+	check("claimed_by", fmt.Sprint(deref(got.ClaimedBy)) == fmt.Sprint(deref(want.ClaimedBy)), deref(got.ClaimedBy), deref(want.ClaimedBy))
+	return strings.Join(diffs, "; ")
+}
+
+// deref is *p, or nil for a nil p.
+func deref[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
