@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -867,4 +868,33 @@ func deref[T any](p *T) any {
 		return nil
 	}
 	return *p
+}
+
+// TestOneInFlightSendsInDueOrder checks that a webhook taking one request at a time gets its
+// due deliveries in due order: its lane's worker takes claimed jobs first in, first out.
+func TestOneInFlightSendsInDueOrder(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, status(http.StatusOK))
+	w, _ := e.webhook(t, rc.URL)
+	var ids []int
+	for range 40 {
+		ids = append(ids, e.deliver(t, w, e.event(t, "user.created", userPayload)).ID)
+	}
+	cfg := testConfig()
+	cfg.PerWebhookInFlight = 1
+	e.start(t, cfg, Hooks{})
+	for _, id := range ids {
+		e.waitStatus(t, id, delivery.StatusSUCCESS)
+	}
+	var got []int
+	for _, r := range rc.requests() {
+		id, err := strconv.Atoi(r.header.Get("X-Webhook-Delivery"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, id)
+	}
+	if !slices.Equal(got, ids) {
+		t.Errorf("deliveries sent in the order %v, want %v", got, ids)
+	}
 }

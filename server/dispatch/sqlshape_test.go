@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -162,7 +163,10 @@ func TestDispatcherStatementsRepeat(t *testing.T) {
 	// the lengths each family was run with.
 	list := regexp.MustCompile(`\((\?(, )?)+\)`)
 	lengths := map[string]map[int]bool{}
-	for text := range rec.texts {
+	rec.mu.Lock() // the dispatcher runs on
+	texts := maps.Clone(rec.texts)
+	rec.mu.Unlock()
+	for text := range texts {
 		for _, m := range list.FindAllString(text, -1) {
 			family := list.ReplaceAllString(text, "(…)")
 			if lengths[family] == nil {

@@ -20,11 +20,17 @@ import (
 // and the decrypted configuration.
 type lane struct {
 	id    int
-	sem   chan struct{} // PerWebhookInFlight slots
 	pacer pacer
 	// disabled is set by the coordinator when it disabled the webhook, so that the webhook's
 	// requests not sent yet are given back instead of sent.
 	disabled atomic.Bool
+
+	// queue holds the lane's launched jobs in claim order, from head on; workers is how many
+	// goroutines take from it (at most PerWebhookInFlight). Guarded by mu.
+	mu      sync.Mutex
+	queue   []*job
+	head    int
+	workers int
 
 	// Owned by the coordinator.
 	target   *target
