@@ -112,6 +112,7 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger, st *store.S
 	app := &App{cfg: cfg, log: log, store: st, auth: authSvc, events: eventSvc, webhooks: webhookSvc, metrics: mtr}
 	host, _ := os.Hostname()
 	app.dispatcher = dispatch.New(st.Client, box, guard, dispatch.Config{
+		Dialect:         st.Dialect,
 		Workers:         cfg.Workers,
 		Lease:           cfg.DeliveryLease,
 		Schedule:        cfg.RetrySchedule,

@@ -125,6 +125,7 @@ func benchDispatcher(b *testing.B, st *store.Store, shape drainShape) {
 		}
 	}}
 	cfg := Config{
+		Dialect:            st.Dialect,
 		Workers:            drainConcurrency,
 		PerWebhookInFlight: shape.perWebhook,
 		InstanceID:         "bench",

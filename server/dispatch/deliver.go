@@ -62,9 +62,9 @@ type result struct {
 
 	requestedAt   time.Time
 	duration      time.Duration
-	reqHeaders    map[string]string
-	status        int // 0 when no response came
-	respHeaders   map[string]string
+	reqHeaders    json.RawMessage // the recorded request headers, encoded here rather than on the coordinator
+	status        int             // 0 when no response came
+	respHeaders   json.RawMessage // nil when no response came
 	respBody      *string
 	errCode       deliveryattempt.ErrorCode // "" on success
 	errMsg        string
@@ -192,7 +192,7 @@ func (d *Dispatcher) send(j *job) result {
 	put("X-Webhook-Attempt", strconv.Itoa(j.attempt), false)
 	put("X-Webhook-Signature", signer.SignLegacy(body), true)
 
-	r := result{job: j, kind: kindAttempt, requestedAt: start.UTC(), reqHeaders: rec}
+	r := result{job: j, kind: kindAttempt, requestedAt: start.UTC(), reqHeaders: encodeHeaders(rec)}
 	ctx, cancel := context.WithTimeout(d.jobCtx, t.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
@@ -216,7 +216,7 @@ func (d *Dispatcher) send(j *job) result {
 	resp.Body.Close()
 	r.duration = time.Since(start)
 	r.status = resp.StatusCode
-	r.respHeaders = firstValues(resp.Header)
+	r.respHeaders = encodeHeaders(firstValues(resp.Header))
 	r.respBody = &text
 	switch code := resp.StatusCode; {
 	case code >= 200 && code < 300:
@@ -324,6 +324,12 @@ func trimPartialRune(b []byte) []byte {
 			return b
 		}
 	}
+	return b
+}
+
+// encodeHeaders is the JSON object of a recorded header map, as the attempt columns hold it.
+func encodeHeaders(h map[string]string) json.RawMessage {
+	b, _ := json.Marshal(h) // a map of strings always encodes
 	return b
 }
 

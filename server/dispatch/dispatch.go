@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"entgo.io/ent/dialect"
 	"github.com/eventgate/eventgate/ent"
 	"github.com/eventgate/eventgate/server/netguard"
 	"github.com/eventgate/eventgate/server/secretbox"
@@ -34,6 +35,9 @@ import (
 
 // Config tunes the dispatcher. Zero values mean the defaults given with each field.
 type Config struct {
+	// Dialect is the ent client's SQL dialect: dialect.SQLite (the default) or
+	// dialect.Postgres. The dispatcher writes some statements itself.
+	Dialect string
 	// Workers bounds the requests in flight across all webhooks (default 16).
 	Workers int
 	// PerWebhookInFlight bounds the requests in flight to one webhook (default 4).
@@ -68,6 +72,9 @@ type Config struct {
 
 // withDefaults fills the zero fields.
 func (c Config) withDefaults() Config {
+	if c.Dialect == "" {
+		c.Dialect = dialect.SQLite
+	}
 	if c.Workers <= 0 {
 		c.Workers = 16
 	}

@@ -690,7 +690,7 @@ func TestStopReleasesClaims(t *testing.T) {
 		cfg := testConfig()
 		cfg.PerWebhookInFlight = 1
 		cfg.ShutdownTimeout = 100 * time.Millisecond
-		d := New(e.client, e.box, e.guard, cfg, Hooks{}, nil)
+		d := e.newDispatcher(cfg, Hooks{})
 		d.Start(context.Background())
 		waitFor(t, func() bool { return rc.count() == 1 }, "the first request")
 		waitFor(t, func() bool {
@@ -727,7 +727,7 @@ func TestStopLetsRequestsInFlightFinish(t *testing.T) {
 	del := e.deliver(t, w, e.event(t, "user.created", userPayload))
 	cfg := testConfig()
 	cfg.ShutdownTimeout = 10 * time.Second
-	d := New(e.client, e.box, e.guard, cfg, Hooks{}, nil)
+	d := e.newDispatcher(cfg, Hooks{})
 	d.Start(context.Background())
 	waitFor(t, func() bool { return rc.count() == 1 }, "the request")
 	if err := d.Stop(context.Background()); err != nil {
@@ -774,7 +774,7 @@ func TestOutcomeNotRecordedAfterTakeover(t *testing.T) {
 		rc, release := heldReceiver(t)
 		w, _ := e.webhook(t, rc.URL)
 		del := e.deliver(t, w, e.event(t, "user.created", userPayload))
-		d := New(e.client, e.box, e.guard, testConfig(), Hooks{}, nil)
+		d := e.newDispatcher(testConfig(), Hooks{})
 		d.Start(context.Background())
 		waitFor(t, func() bool { return rc.count() == 1 }, "the request")
 

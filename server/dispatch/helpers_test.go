@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"entgo.io/ent/dialect"
 	"io"
 	"log/slog"
 	"net/http"
@@ -30,6 +31,8 @@ type testEnv struct {
 	client *ent.Client
 	box    *secretbox.Box
 	guard  *netguard.Guard
+	// dialect is the client's SQL dialect when it is not SQLite; start passes it on.
+	dialect string
 }
 
 func newEnv(t testing.TB) *testEnv {
@@ -41,7 +44,11 @@ func newEnv(t testing.TB) *testEnv {
 // skipped when PostgreSQL is unreachable, failed under CI=true — see pgtest).
 func eachDB(t *testing.T, f func(t *testing.T, e *testEnv)) {
 	t.Run("sqlite", func(t *testing.T) { f(t, newEnv(t)) })
-	t.Run("postgres", func(t *testing.T) { f(t, newEnvOn(t, openPostgres(t))) })
+	t.Run("postgres", func(t *testing.T) {
+		e := newEnvOn(t, openPostgres(t))
+		e.dialect = dialect.Postgres
+		f(t, e)
+	})
 }
 
 func newEnvOn(t testing.TB, client *ent.Client) *testEnv {
@@ -108,7 +115,7 @@ func testConfig() Config {
 // start runs a dispatcher until the test ends.
 func (e *testEnv) start(t testing.TB, cfg Config, hooks Hooks) *Dispatcher {
 	t.Helper()
-	d := New(e.client, e.box, e.guard, cfg, hooks, slog.New(slog.DiscardHandler))
+	d := e.newDispatcher(cfg, hooks)
 	d.Start(context.Background())
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -118,6 +125,14 @@ func (e *testEnv) start(t testing.TB, cfg Config, hooks Hooks) *Dispatcher {
 		}
 	})
 	return d
+}
+
+// newDispatcher makes a dispatcher on the env's database, not started.
+func (e *testEnv) newDispatcher(cfg Config, hooks Hooks) *Dispatcher {
+	if cfg.Dialect == "" {
+		cfg.Dialect = e.dialect
+	}
+	return New(e.client, e.box, e.guard, cfg, hooks, slog.New(slog.DiscardHandler))
 }
 
 // hookOpts change a webhook before it is created.

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	stdsql "database/sql"
 	"maps"
 	"net/http"
 	"regexp"
@@ -123,6 +124,14 @@ func (t *textRecorderTx) Query(ctx context.Context, query string, args, v any) e
 func (t *textRecorderTx) Exec(ctx context.Context, query string, args, v any) error {
 	t.r.note(query)
 	return t.Tx.Exec(ctx, query, args, v)
+}
+
+// ExecContext is what ent's Tx.ExecContext runs (statements the dispatcher builds itself).
+func (t *textRecorderTx) ExecContext(ctx context.Context, query string, args ...any) (stdsql.Result, error) {
+	t.r.note(query)
+	return t.Tx.(interface {
+		ExecContext(context.Context, string, ...any) (stdsql.Result, error)
+	}).ExecContext(ctx, query, args...)
 }
 
 // TestDispatcherStatementsRepeat drains deliveries in batches of many sizes and checks that the
