@@ -22,8 +22,8 @@ type coordinator struct {
 	lanes    map[int]*lane // by webhook id
 	inflight map[int]*job  // claimed and not yet recorded, by delivery id
 	claims   []claimedJob  // booked by take, waiting for their claims to commit (launchClaims)
-	// unrecorded are results waiting to be recorded; recordTimer fires when the first of
-	// them has waited recordDelay (recordArmed: it is running).
+	// unrecorded are the results being recorded (taken from the inbox); recordTimer fires when
+	// the first result in the inbox has waited recordDelay (recordArmed: it is running).
 	unrecorded  []result
 	recordTimer *time.Timer
 	recordArmed bool
@@ -96,9 +96,8 @@ func (d *Dispatcher) run(ctx context.Context) {
 			quitCh, ctxDone = d.quitCtx.Done(), ctx.Done()
 		}
 		select {
-		case r := <-d.results:
-			d.collect(r)
-			if quitting || len(d.co.unrecorded) >= recordBatch {
+		case <-d.inbox.ready:
+			if quitting || d.inbox.len() >= recordBatch {
 				claimNow = d.flush() || claimNow
 			} else if !d.co.recordArmed {
 				d.co.recordArmed = true
@@ -128,26 +127,14 @@ func (d *Dispatcher) run(ctx context.Context) {
 	}
 }
 
-// collect adds first and the other results that are ready to the unrecorded ones.
-func (d *Dispatcher) collect(first result) {
-	d.co.unrecorded = append(d.co.unrecorded, first)
-	for len(d.co.unrecorded) < maxBatch {
-		select {
-		case r := <-d.results:
-			d.co.unrecorded = append(d.co.unrecorded, r)
-		default:
-			return
-		}
-	}
-}
-
-// flush records the unrecorded results, maxBatch to a transaction, and says whether freed
+// flush records the results in the inbox, maxBatch to a transaction, and says whether freed
 // capacity should be claimed now (record claims in its transaction when it can).
 func (d *Dispatcher) flush() (claimNow bool) {
 	if d.co.recordArmed {
 		d.co.recordTimer.Stop()
 		d.co.recordArmed = false
 	}
+	d.co.unrecorded = d.inbox.takeAll(d.co.unrecorded)
 	for len(d.co.unrecorded) > 0 {
 		n := min(len(d.co.unrecorded), maxBatch)
 		if !d.record(d.co.unrecorded[:n]) {
@@ -447,7 +434,7 @@ type claimedJob struct {
 func (d *Dispatcher) launchClaims() {
 	for _, c := range d.co.claims {
 		if c.kind != kindAttempt {
-			d.results <- result{job: c.job, kind: c.kind}
+			d.inbox.put(result{job: c.job, kind: c.kind})
 			continue
 		}
 		d.enqueue(c.job)

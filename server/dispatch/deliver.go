@@ -133,7 +133,7 @@ func (d *Dispatcher) work(l *lane) {
 		l.queue[l.head] = nil
 		l.head++
 		l.mu.Unlock()
-		d.results <- d.attempt(j)
+		d.inbox.put(d.attempt(j))
 		d.jobs.Done()
 	}
 }

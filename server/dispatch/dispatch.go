@@ -164,9 +164,9 @@ type Dispatcher struct {
 	claimBudget int
 	laneBudget  int
 
-	wake    chan struct{} // capacity 1: a pending nudge
-	results chan result   // capacity claimBudget: every job sends exactly one result
-	global  chan struct{} // request slots shared by all webhooks
+	wake   chan struct{} // capacity 1: a pending nudge
+	inbox  *resultInbox  // every job leaves exactly one result
+	global chan struct{} // request slots shared by all webhooks
 
 	mu      sync.Mutex // guards started
 	started bool
@@ -206,7 +206,7 @@ func New(client *ent.Client, box *secretbox.Box, guard *netguard.Guard, cfg Conf
 		done:        make(chan struct{}),
 	}
 	d.claimBudget = max(d.claimBudget, d.laneBudget)
-	d.results = make(chan result, d.claimBudget)
+	d.inbox = newResultInbox()
 	d.transport = newTransport(guard, cfg)
 	d.co = newCoordinator()
 	return d
