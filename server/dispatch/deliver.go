@@ -327,12 +327,6 @@ func trimPartialRune(b []byte) []byte {
 	return b
 }
 
-// encodeHeaders is the JSON object of a recorded header map, as the attempt columns hold it.
-func encodeHeaders(h map[string]string) json.RawMessage {
-	b, _ := json.Marshal(h) // a map of strings always encodes
-	return b
-}
-
 // firstValues keeps the first value of each response header.
 func firstValues(h http.Header) map[string]string {
 	m := make(map[string]string, len(h))

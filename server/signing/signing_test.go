@@ -6,9 +6,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -245,6 +247,31 @@ func TestSignKnownAnswer(t *testing.T) {
 	if got := Sign([]string{secret}, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body); got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
+}
+
+// TestSignerReusedConcurrently signs different messages many times, from several goroutines,
+// with one Signer (whose keyed HMACs are pooled), and checks every signature against a fresh
+// one: no state may leak from one signature into the next.
+func TestSignerReusedConcurrently(t *testing.T) {
+	secrets := []string{whsec(32), whsec(24)}
+	s := NewSigner(secrets)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				id, body := fmt.Sprintf("evt_%d_%d", g, i), []byte(strings.Repeat("y", i))
+				if got, want := s.Sign(id, int64(i), body), Sign(secrets, id, int64(i), body); got != want {
+					t.Errorf("reused signer: got %q, want %q", got, want)
+					return
+				}
+				if got, want := s.SignLegacy(body), SignLegacy(secrets[0], body); got != want {
+					t.Errorf("reused signer, legacy: got %q, want %q", got, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func BenchmarkSign(b *testing.B) {
