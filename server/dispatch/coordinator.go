@@ -54,8 +54,8 @@ const maxBatch = 256
 // commits pay for the short wait (the claims that refill the lanes go into the same
 // transaction; the lanes' prefetch covers the wait).
 const (
-	recordBatch = 128
-	recordDelay = 5 * time.Millisecond
+	recordBatch = 256
+	recordDelay = 10 * time.Millisecond
 )
 
 // laneIdle is how long an unused lane (and its cached secrets) is kept.
@@ -83,12 +83,7 @@ func (d *Dispatcher) run(ctx context.Context) {
 				return
 			}
 		} else if claimNow {
-			// Outside a transaction each claim commits by itself: what was taken before
-			// an error is launched all the same.
-			if err := d.claim(d.dbCtx, d.client, discover); err != nil {
-				d.logDBError("claim deliveries", err)
-			}
-			d.launchClaims()
+			d.claimAlone(discover)
 			claimNow, discover = false, false
 		}
 		var quitCh, ctxDone <-chan struct{}
@@ -169,7 +164,7 @@ func (d *Dispatcher) wantsClaim() bool {
 // lanes known to have a backlog; those are then refilled with what budget is left, each with a
 // query of its own that stops once it has the lane's share. Refilling them through the due-order
 // query instead took a round per lane, each reading past the backlogs of the lanes before it.
-// Each refill reads only its webhook's due rows (laneQuery).
+// Each refill reads only its webhook's due rows (lanePredicates).
 //
 // claim runs on client, which may be a transaction's: the claimed jobs wait in co.claims until
 // the caller has committed and calls launchClaims (or abandonClaims when it could not commit).
@@ -194,30 +189,105 @@ func (d *Dispatcher) claim(ctx context.Context, client *ent.Client, discover boo
 	slices.SortFunc(lanes, func(a, b *lane) int { return cmp.Compare(a.claimed, b.claimed) })
 	budget := d.claimBudget - len(d.co.inflight)
 	share := max((budget+len(lanes)-1)/len(lanes), 1)
-	// The lanes' deliveries are claimed together, in one UPDATE: each write statement outside a
-	// transaction is a commit of its own, and a commit waits for the disk.
+	until := d.leaseFrom(now)
 	var picked []*ent.Delivery
 	for _, l := range lanes {
 		if budget <= 0 {
 			break // the lanes keep their backlog and are refilled as results come in
 		}
 		want := roundLimit(min(d.laneLimit(l)-l.claimed, share, budget))
-		cands, err := d.laneQuery(client, l.id, now).Limit(want).Select(claimColumns...).All(ctx)
+		claimed, err := d.claimLane(ctx, client, l.id, now, until, want)
 		if err != nil {
-			return fmt.Errorf("find due deliveries: %w", err)
+			return fmt.Errorf("claim due deliveries: %w", err)
 		}
-		l.backlog = len(cands) == want
-		budget -= len(cands)
-		for _, c := range cands {
-			if _, mine := d.co.inflight[c.ID]; !mine { // our lease ran out but our request is still running
-				picked = append(picked, c)
+		l.backlog = len(claimed) == want
+		budget -= len(claimed)
+		for _, c := range claimed {
+			if j, mine := d.co.inflight[c.ID]; mine {
+				// Our lease ran out while our request was still running: the claim just
+				// renewed it.
+				j.claimedUntil = until
+				continue
 			}
+			picked = append(picked, c)
 		}
 	}
 	if len(picked) > 0 {
-		return d.take(ctx, client, now, picked)
+		return d.book(ctx, client, now, until, picked)
 	}
 	return nil
+}
+
+// claimAlone claims in a transaction of its own (a wake, the poll, a retry's time; claims that
+// follow a recorded batch go into its transaction), then launches what it claimed.
+func (d *Dispatcher) claimAlone(discover bool) {
+	tx, err := d.client.Tx(d.dbCtx)
+	if err != nil {
+		d.logDBError("claim deliveries", err)
+		return
+	}
+	if err := d.claim(d.dbCtx, tx.Client(), discover); err != nil {
+		_ = tx.Rollback()
+		d.abandonClaims()
+		d.logDBError("claim deliveries", err)
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		d.abandonClaims()
+		d.logDBError("claim deliveries", err)
+		return
+	}
+	d.launchClaims()
+}
+
+// leaseFrom is the lease of a claim made at now. Microseconds: PostgreSQL keeps no more, and the
+// fence compares the stored value exactly.
+func (d *Dispatcher) leaseFrom(now time.Time) time.Time {
+	return now.Add(d.cfg.Lease).Truncate(time.Microsecond)
+}
+
+// claimLane claims up to limit of a webhook's due deliveries in due order, in one statement that
+// finds, claims and returns them (in id order): reading them first and claiming them by id
+// after cost a second pass over the rows and their columns. On PostgreSQL, rows another
+// instance is claiming meanwhile are skipped, not waited for.
+func (d *Dispatcher) claimLane(ctx context.Context, client *ent.Client, webhookID int, now, until time.Time, limit int) ([]*ent.Delivery, error) {
+	query, args := d.claimLaneQuery(webhookID, now, until, limit)
+	rows, err := client.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*ent.Delivery
+	for rows.Next() {
+		c := &ent.Delivery{}
+		if err := rows.Scan(&c.ID, &c.WebhookID, &c.EventID, &c.AttemptCount, &c.CreatedAt); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b *ent.Delivery) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// claimLaneQuery is claimLane's statement.
+func (d *Dispatcher) claimLaneQuery(webhookID int, now, until time.Time, limit int) (string, []any) {
+	b := sql.Dialect(d.cfg.Dialect)
+	due := b.Select(delivery.FieldID).From(sql.Table(delivery.Table))
+	for _, p := range d.lanePredicates(webhookID, now) {
+		p(due)
+	}
+	due.OrderBy(delivery.FieldNextAttemptAt, delivery.FieldID).Limit(limit)
+	if d.cfg.Dialect == dialect.Postgres {
+		due.ForUpdate(sql.WithLockAction(sql.SkipLocked))
+	}
+	return b.Update(delivery.Table).
+		Set(delivery.FieldClaimedUntil, until).Set(delivery.FieldClaimedBy, d.cfg.InstanceID).
+		Where(sql.In(delivery.FieldID, due)).
+		Returning(claimColumns...).
+		Query()
 }
 
 // claimColumns are the columns a claim reads of a due delivery. The rest are known (status,
@@ -238,20 +308,18 @@ func (d *Dispatcher) duePredicates(now time.Time) []predicate.Delivery {
 	}
 }
 
-// laneQuery finds the due deliveries of one webhook in due order. It walks the partial index on
+// lanePredicates match the due deliveries of one webhook. In due order they walk the partial index on
 // (webhook_id, next_attempt_at) over the deliveries with an attempt to make, so it reads only
 // this webhook's rows: the status term is kept off the (status, next_attempt_at) index, which
 // would read every webhook's due rows and filter them.
-func (d *Dispatcher) laneQuery(client *ent.Client, webhookID int, now time.Time) *ent.DeliveryQuery {
-	return client.Delivery.Query().
-		Where(
-			delivery.WebhookID(webhookID),
-			delivery.NextAttemptAtLTE(now),
-			pendingNotIndexed,
-			delivery.Or(delivery.ClaimedUntilIsNil(), delivery.ClaimedUntilLT(now)),
-			activeWebhook,
-		).
-		Order(delivery.ByNextAttemptAt(), delivery.ByID())
+func (d *Dispatcher) lanePredicates(webhookID int, now time.Time) []predicate.Delivery {
+	return []predicate.Delivery{
+		delivery.WebhookID(webhookID),
+		delivery.NextAttemptAtLTE(now),
+		pendingNotIndexed,
+		delivery.Or(delivery.ClaimedUntilIsNil(), delivery.ClaimedUntilLT(now)),
+		activeWebhook,
+	}
 }
 
 // activeWebhook matches deliveries of active webhooks. It is written by hand so that SQLite does
@@ -344,8 +412,7 @@ func (d *Dispatcher) discover(ctx context.Context, client *ent.Client) error {
 // take claims picked (a lease until now+Lease) and loads what the requests need. The jobs are
 // booked at once (inflight, the lanes' counts) and wait in co.claims to be launched.
 func (d *Dispatcher) take(ctx context.Context, client *ent.Client, now time.Time, picked []*ent.Delivery) error {
-	// Microseconds: PostgreSQL keeps no more, and the fence compares the stored value exactly.
-	until := now.Add(d.cfg.Lease).Truncate(time.Microsecond)
+	until := d.leaseFrom(now)
 	ids := make([]int, len(picked))
 	for i, c := range picked {
 		ids[i] = c.ID
@@ -384,14 +451,15 @@ func (d *Dispatcher) take(ctx context.Context, client *ent.Client, now time.Time
 		}
 		picked = kept
 	}
+	return d.book(ctx, client, now, until, picked)
+}
 
+// book loads what the requests of claimed deliveries need and books their jobs: in inflight and
+// their lanes' counts at once, in co.claims until they are launched. It runs in the claim's
+// transaction, whose rollback gives the deliveries back if loading fails.
+func (d *Dispatcher) book(ctx context.Context, client *ent.Client, now, until time.Time, picked []*ent.Delivery) error {
 	events, webhooks, err := d.loadFor(ctx, client, picked)
 	if err != nil {
-		if client == d.client {
-			// Without them nothing can be sent; give the deliveries back. (In a
-			// transaction, the caller's rollback does.)
-			d.releaseNow(picked)
-		}
 		return err
 	}
 	for _, c := range picked {
@@ -492,20 +560,6 @@ func (d *Dispatcher) loadFor(ctx context.Context, client *ent.Client, picked []*
 		webhooks[w.ID] = w
 	}
 	return events, webhooks, nil
-}
-
-// releaseNow clears claims outside the recording path (when loading failed after the claim).
-func (d *Dispatcher) releaseNow(picked []*ent.Delivery) {
-	ids := make([]int, len(picked))
-	for i, c := range picked {
-		ids[i] = c.ID
-	}
-	err := d.client.Delivery.Update().
-		Where(delivery.IDIn(padIDs(ids)...), delivery.ClaimedBy(d.cfg.InstanceID)).
-		ClearClaimedUntil().ClearClaimedBy().Exec(d.dbCtx)
-	if err != nil {
-		d.logDBError("release claims", err)
-	}
 }
 
 // scheduleNextDue arms the due timer for the earliest retry in the future, so a retry runs on

@@ -211,7 +211,10 @@ func (d *Dispatcher) send(j *job) result {
 		r.errCode, r.errMsg = classify(ctx, err, t.timeout)
 		return r
 	}
-	text := readBody(resp.Body)
+	text := ""
+	if resp.ContentLength != 0 { // most receivers answer with no body at all
+		text = readBody(resp.Body)
+	}
 	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
 	resp.Body.Close()
 	r.duration = time.Since(start)

@@ -1,10 +1,7 @@
 package dispatch
 
 import (
-	"context"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,34 +12,17 @@ import (
 	"github.com/eventgate/eventgate/server/store/sqlitetest"
 )
 
-// queryRecorder is a driver that remembers the last query it ran.
-type queryRecorder struct {
-	dialect.Driver
-	mu    sync.Mutex
-	query string
-	args  []any
-}
-
-func (r *queryRecorder) Query(ctx context.Context, query string, args, v any) error {
-	r.mu.Lock()
-	r.query, r.args = query, args.([]any)
-	r.mu.Unlock()
-	return r.Driver.Query(ctx, query, args, v)
-}
-
-// TestLaneQueryReadsOnlyItsWebhook checks SQLite's plan for the lane refill: it must walk the
+// TestLaneClaimReadsOnlyItsWebhook checks SQLite's plan for the lane refill: it must walk the
 // partial index of due deliveries by webhook, in due order, with no sort. Without it each
 // refill read every webhook's due rows (issue 6, scenario 4).
-func TestLaneQueryReadsOnlyItsWebhook(t *testing.T) {
+func TestLaneClaimReadsOnlyItsWebhook(t *testing.T) {
 	st := sqlitetest.Open(t, "normal")
-	rec := &queryRecorder{Driver: entsql.OpenDB(dialect.SQLite, st.DB)}
-	e := newEnvOn(t, ent.NewClient(ent.Driver(rec)))
-	d := New(e.client, e.box, e.guard, testConfig(), Hooks{}, slog.New(slog.DiscardHandler))
-	if _, err := d.laneQuery(d.client, 1, time.Now().UTC()).Limit(16).All(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e := newEnvOn(t, ent.NewClient(ent.Driver(entsql.OpenDB(dialect.SQLite, st.DB))))
+	d := e.newDispatcher(testConfig(), Hooks{})
+	now := time.Now().UTC()
+	query, args := d.claimLaneQuery(1, now, d.leaseFrom(now), 16)
 
-	rows, err := st.DB.Query("EXPLAIN QUERY PLAN "+rec.query, rec.args...)
+	rows, err := st.DB.Query("EXPLAIN QUERY PLAN "+query, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,9 +38,12 @@ func TestLaneQueryReadsOnlyItsWebhook(t *testing.T) {
 	}
 	text := strings.Join(plan, "\n")
 	if !strings.Contains(text, "SEARCH deliveries USING INDEX delivery_due_webhook_id_next_attempt_at (webhook_id=? AND next_attempt_at<?)") {
-		t.Errorf("lane query does not walk the due index by webhook:\n%s\n%s", rec.query, text)
+		t.Errorf("lane claim does not walk the due index by webhook:\n%s\n%s", query, text)
+	}
+	if !strings.Contains(text, "SEARCH deliveries USING INTEGER PRIMARY KEY (rowid=?)") {
+		t.Errorf("lane claim does not update the rows it found by id:\n%s\n%s", query, text)
 	}
 	if strings.Contains(text, "TEMP B-TREE") {
-		t.Errorf("lane query sorts instead of reading in index order:\n%s", text)
+		t.Errorf("lane claim sorts instead of reading in index order:\n%s", text)
 	}
 }

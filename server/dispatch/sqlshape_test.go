@@ -126,6 +126,15 @@ func (t *textRecorderTx) Exec(ctx context.Context, query string, args, v any) er
 	return t.Tx.Exec(ctx, query, args, v)
 }
 
+// QueryContext is what ent's QueryContext runs in a transaction (statements the dispatcher
+// builds itself).
+func (t *textRecorderTx) QueryContext(ctx context.Context, query string, args ...any) (*stdsql.Rows, error) {
+	t.r.note(query)
+	return t.Tx.(interface {
+		QueryContext(context.Context, string, ...any) (*stdsql.Rows, error)
+	}).QueryContext(ctx, query, args...)
+}
+
 // ExecContext is what ent's Tx.ExecContext runs (statements the dispatcher builds itself).
 func (t *textRecorderTx) ExecContext(ctx context.Context, query string, args ...any) (stdsql.Result, error) {
 	t.r.note(query)
