@@ -21,7 +21,7 @@ import (
 type coordinator struct {
 	lanes    map[int]*lane // by webhook id
 	inflight map[int]*job  // claimed and not yet recorded, by delivery id
-	claims   []claimedJob  // booked by take, waiting for their claims to commit (launchClaims)
+	claims   []claimedJob  // booked by book, waiting for their claims to commit (launchClaims)
 	// unrecorded are the results being recorded (taken from the inbox); recordTimer fires when
 	// the first result in the inbox has waited recordDelay (recordArmed: it is running).
 	unrecorded  []result
@@ -298,16 +298,6 @@ var claimColumns = []string{
 	delivery.FieldID, delivery.FieldWebhookID, delivery.FieldEventID, delivery.FieldAttemptCount, delivery.FieldCreatedAt,
 }
 
-// duePredicates match the deliveries that may be claimed at now.
-func (d *Dispatcher) duePredicates(now time.Time) []predicate.Delivery {
-	return []predicate.Delivery{
-		delivery.StatusEQ(delivery.StatusPENDING),
-		delivery.Or(delivery.NextAttemptAtIsNil(), delivery.NextAttemptAtLTE(now)),
-		delivery.Or(delivery.ClaimedUntilIsNil(), delivery.ClaimedUntilLT(now)),
-		activeWebhook,
-	}
-}
-
 // lanePredicates match the due deliveries of one webhook. In due order they walk the partial index on
 // (webhook_id, next_attempt_at) over the deliveries with an attempt to make, so it reads only
 // this webhook's rows: the status term is kept off the (status, next_attempt_at) index, which
@@ -337,121 +327,59 @@ func activeWebhook(s *sql.Selector) {
 	}))
 }
 
-// discover takes due deliveries of any webhook in due order, leaving out the lanes that are
-// saturated or known to have a backlog.
+// discover finds the active webhooks with due deliveries and marks their lanes to be refilled
+// (claim does that next, each lane with its share of the budget). It asks the webhooks, one probe
+// of the due index each, rather than reading due deliveries in due order: that read had to walk
+// past every due delivery of the lanes it left out (those with a known backlog), so each round
+// cost as much as the backlog was long. Lanes known to have a backlog or saturated are not asked
+// about; claim refills them anyway.
 func (d *Dispatcher) discover(ctx context.Context, client *ent.Client) error {
-	for range 64 { // each round fills or saturates lanes; the bound only guards against surprises
-		free := d.claimBudget - len(d.co.inflight)
-		if free <= 0 {
-			d.co.backlog = true
-			return nil
+	if d.claimBudget-len(d.co.inflight) <= 0 {
+		d.co.backlog = true
+		return nil
+	}
+	d.co.backlog = false
+	now := time.Now().UTC()
+	var known []int
+	for id, l := range d.co.lanes {
+		if l.claimed >= d.laneLimit(l) {
+			l.backlog = true // not asked about: assume it has more
 		}
-		now := time.Now().UTC()
-		preds := d.duePredicates(now)
-		// Saturated webhooks are left out, so that one webhook's backlog cannot fill every
-		// batch and starve the others; so are those with a backlog, which claim refills.
-		var left []int
-		for id, l := range d.co.lanes {
-			if l.backlog || l.claimed >= d.laneLimit(l) {
-				left = append(left, id)
-			}
-		}
-		if len(left) > 0 {
-			preds = append(preds, delivery.WebhookIDNotIn(padIDs(left)...))
-		}
-		limit := roundLimit(free)
-		cands, err := client.Delivery.Query().Where(preds...).
-			Order(delivery.ByNextAttemptAt(), delivery.ByID()).Limit(limit).Select(claimColumns...).All(ctx)
-		if err != nil {
-			return fmt.Errorf("find due deliveries: %w", err)
-		}
-		full := len(cands) == limit
-		picked := make([]*ent.Delivery, 0, len(cands))
-		taken := map[int]int{}
-		for _, c := range cands {
-			if _, mine := d.co.inflight[c.ID]; mine {
-				continue // our lease ran out but our request is still running
-			}
-			l := d.lane(c.WebhookID)
-			if l.claimed+taken[c.WebhookID] >= d.laneLimit(l) {
-				l.backlog = true
-				continue
-			}
-			taken[c.WebhookID]++
-			picked = append(picked, c)
-		}
-		if len(picked) > 0 {
-			if err := d.take(ctx, client, now, picked); err != nil {
-				return err
-			}
-		}
-		for _, id := range left {
-			taken[id] = -1 // not looked at: keep what is known
-		}
-		for id, l := range d.co.lanes {
-			switch {
-			case taken[id] < 0:
-			case l.claimed >= d.laneLimit(l):
-				l.backlog = true // left out of the next query: assume it has more
-			case !full:
-				l.backlog = false
-			}
-		}
-		d.co.backlog = full
-		if !full {
-			d.scheduleNextDue(ctx, client, now)
-			return nil
-		}
-		if len(picked) == 0 {
-			return nil
+		if l.backlog {
+			known = append(known, id)
 		}
 	}
+	preds := []predicate.Webhook{webhook.IsActive(true), hasDueDeliveries(now)}
+	if len(known) > 0 {
+		preds = append(preds, webhook.IDNotIn(padIDs(known)...))
+	}
+	due, err := client.Webhook.Query().Where(preds...).IDs(ctx)
+	if err != nil {
+		return fmt.Errorf("find webhooks with due deliveries: %w", err)
+	}
+	for _, id := range due {
+		d.lane(id).backlog = true
+	}
+	d.scheduleNextDue(ctx, client, now)
 	return nil
 }
 
-// take claims picked (a lease until now+Lease) and loads what the requests need. The jobs are
-// booked at once (inflight, the lanes' counts) and wait in co.claims to be launched.
-func (d *Dispatcher) take(ctx context.Context, client *ent.Client, now time.Time, picked []*ent.Delivery) error {
-	until := d.leaseFrom(now)
-	ids := make([]int, len(picked))
-	for i, c := range picked {
-		ids[i] = c.ID
-	}
-	// The conditions are checked again in the UPDATE: under PostgreSQL's READ COMMITTED a row
-	// another instance claimed since the SELECT is re-evaluated and skipped.
-	n, err := client.Delivery.Update().
-		Where(
-			delivery.IDIn(padIDs(ids)...),
+// hasDueDeliveries matches the webhooks that have a delivery to attempt at now: one probe of the
+// partial due index per webhook (lanePredicates), which stops at the first row found.
+func hasDueDeliveries(now time.Time) predicate.Webhook {
+	return func(s *sql.Selector) {
+		t := sql.Table(delivery.Table)
+		sub := sql.Select(t.C(delivery.FieldID)).From(t)
+		sub.Where(sql.ColumnsEQ(t.C(delivery.FieldWebhookID), s.C(webhook.FieldID)))
+		for _, p := range []predicate.Delivery{
+			delivery.NextAttemptAtLTE(now),
 			pendingNotIndexed,
 			delivery.Or(delivery.ClaimedUntilIsNil(), delivery.ClaimedUntilLT(now)),
-		).
-		SetClaimedUntil(until).SetClaimedBy(d.cfg.InstanceID).Save(ctx)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return nil
-	}
-	if n < len(ids) {
-		mine, err := client.Delivery.Query().
-			Where(delivery.IDIn(padIDs(ids)...), delivery.ClaimedBy(d.cfg.InstanceID), delivery.ClaimedUntil(until)).
-			IDs(ctx)
-		if err != nil {
-			return err
+		} {
+			p(sub)
 		}
-		keep := make(map[int]bool, len(mine))
-		for _, id := range mine {
-			keep[id] = true
-		}
-		kept := picked[:0]
-		for _, c := range picked {
-			if keep[c.ID] {
-				kept = append(kept, c)
-			}
-		}
-		picked = kept
+		s.Where(sql.Exists(sub))
 	}
-	return d.book(ctx, client, now, until, picked)
 }
 
 // book loads what the requests of claimed deliveries need and books their jobs: in inflight and
@@ -491,7 +419,7 @@ func (d *Dispatcher) book(ctx context.Context, client *ent.Client, now, until ti
 	return nil
 }
 
-// claimedJob is a job booked by take and not launched yet. kind is kindAttempt for a request to
+// claimedJob is a job booked by book and not launched yet. kind is kindAttempt for a request to
 // make, or the result to hand straight back (kindRelease, kindDrop).
 type claimedJob struct {
 	job  *job
