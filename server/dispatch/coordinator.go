@@ -221,12 +221,22 @@ func (d *Dispatcher) claim(ctx context.Context, client *ent.Client, discover boo
 // claimAlone claims in a transaction of its own (a wake, the poll, a retry's time; claims that
 // follow a recorded batch go into its transaction), then launches what it claimed.
 func (d *Dispatcher) claimAlone(discover bool) {
+	// Discovery only reads: outside the transaction, which holds SQLite's one write lock.
+	if discover || d.co.backlog {
+		if err := d.discover(d.dbCtx, d.client); err != nil {
+			d.logDBError("claim deliveries", err)
+			return
+		}
+	}
+	if !d.wantsRefill() {
+		return
+	}
 	tx, err := d.client.Tx(d.dbCtx)
 	if err != nil {
 		d.logDBError("claim deliveries", err)
 		return
 	}
-	if err := d.claim(d.dbCtx, tx.Client(), discover); err != nil {
+	if err := d.claim(d.dbCtx, tx.Client(), false); err != nil {
 		_ = tx.Rollback()
 		d.abandonClaims()
 		d.logDBError("claim deliveries", err)
@@ -238,6 +248,19 @@ func (d *Dispatcher) claimAlone(discover bool) {
 		return
 	}
 	d.launchClaims()
+}
+
+// wantsRefill says whether some lane has due deliveries to claim and room for them.
+func (d *Dispatcher) wantsRefill() bool {
+	if d.claimBudget-len(d.co.inflight) <= 0 {
+		return false
+	}
+	for _, l := range d.co.lanes {
+		if l.backlog && l.claimed < d.laneLimit(l) {
+			return true
+		}
+	}
+	return false
 }
 
 // leaseFrom is the lease of a claim made at now. Microseconds: PostgreSQL keeps no more, and the
