@@ -167,19 +167,21 @@ func (d *Dispatcher) send(j *job) result {
 	ts := start.Unix()
 	signer := t.signerAt(start)
 
-	h := make(http.Header, 10+len(t.headers))
-	rec := make(map[string]string, 10+len(t.headers))
-	// Custom headers go in first; reserved names were removed when the target was built.
-	for _, c := range t.headers {
-		h[c.name] = []string{c.value}
-		rec[c.name] = redacted
-	}
+	n := 10 + len(t.headers)
+	h := make(http.Header, n)
+	values := make([]string, 0, n) // one array behind every header's value slice
+	rec := make([]headerPair, 0, n)
 	put := func(name, value string, secret bool) {
-		h[name] = []string{value} // as spelled in DESIGN.md §6; header names are case-insensitive
+		values = append(values, value)
+		h[name] = values[len(values)-1 : len(values) : len(values)] // as spelled in DESIGN.md §6
 		if secret {
 			value = redacted
 		}
-		rec[name] = value
+		rec = append(rec, headerPair{name, value})
+	}
+	// Custom headers go in first; reserved names were removed when the target was built.
+	for _, c := range t.headers {
+		put(c.name, c.value, true)
 	}
 	put("Content-Type", "application/json", false)
 	put("User-Agent", d.cfg.UserAgent, false)
@@ -331,12 +333,12 @@ func trimPartialRune(b []byte) []byte {
 }
 
 // firstValues keeps the first value of each response header.
-func firstValues(h http.Header) map[string]string {
-	m := make(map[string]string, len(h))
+func firstValues(h http.Header) []headerPair {
+	out := make([]headerPair, 0, len(h))
 	for k, v := range h {
 		if len(v) > 0 {
-			m[k] = v[0]
+			out = append(out, headerPair{k, v[0]})
 		}
 	}
-	return m
+	return out
 }

@@ -3,29 +3,32 @@ package dispatch
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"unicode/utf8"
 )
 
-// encodeHeaders is the JSON object of a recorded header map, as the attempt columns hold it:
-// byte for byte what encoding/json writes (keys sorted, HTML-safe escapes), without its
-// reflection, which cost more than the rest of an attempt's recording.
-func encodeHeaders(h map[string]string) json.RawMessage {
-	keys := make([]string, 0, len(h))
+// headerPair is one recorded header. The names of a request's or response's headers are
+// distinct.
+type headerPair struct{ name, value string }
+
+// encodeHeaders is the JSON object of recorded headers, as the attempt columns hold it: byte for
+// byte what encoding/json writes for the same map (keys sorted, HTML-safe escapes), without its
+// reflection, which cost more than the rest of an attempt's recording. It sorts hs.
+func encodeHeaders(hs []headerPair) json.RawMessage {
+	slices.SortFunc(hs, func(a, b headerPair) int { return strings.Compare(a.name, b.name) })
 	size := 2
-	for k, v := range h {
-		keys = append(keys, k)
-		size += len(k) + len(v) + 6
+	for _, p := range hs {
+		size += len(p.name) + len(p.value) + 6
 	}
-	slices.Sort(keys)
 	b := make([]byte, 0, size)
 	b = append(b, '{')
-	for i, k := range keys {
+	for i, p := range hs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k)
+		b = appendJSONString(b, p.name)
 		b = append(b, ':')
-		b = appendJSONString(b, h[k])
+		b = appendJSONString(b, p.value)
 	}
 	return append(b, '}')
 }
