@@ -19,6 +19,7 @@ import (
 	"github.com/eventgate/eventgate/server"
 	"github.com/eventgate/eventgate/server/auth"
 	"github.com/eventgate/eventgate/server/config"
+	"github.com/eventgate/eventgate/server/gctune"
 	"github.com/eventgate/eventgate/server/store"
 )
 
@@ -55,6 +56,9 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		}
 		if err != nil {
 			return usageError{err}
+		}
+		if getenv("GOGC") == "" { // the user's own GOGC wins
+			go gctune.Run(ctx, gctune.DefaultFloor)
 		}
 		return server.Run(ctx, cfg, newLogger(cfg, stderr), stdout)
 	case "migrate":
