@@ -137,6 +137,7 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger, st *store.S
 		app.dispatcher.Wake()
 	})
 	webhookSvc.SetActivatedListener(app.dispatcher.Wake)
+	webhookSvc.SetChangedListener(app.dispatcher.WebhookChanged)
 	if st.IsPostgres() {
 		app.relay = pgnotify.New(st.URL, st.Client, eventBus, deliveryBus, app.dispatcher.Wake, log)
 		app.relay.OnConnect(app.listenerPID.Store)

@@ -22,6 +22,7 @@ type coordinator struct {
 	lanes    map[int]*lane // by webhook id
 	inflight map[int]*job  // claimed and not yet recorded, by delivery id
 	claims   []claimedJob  // booked by book, waiting for their claims to commit (launchClaims)
+	renewals []renewal     // leases of jobs in flight that a claim renewed, once it commits
 	// unrecorded are the results being recorded (taken from the inbox); recordTimer fires when
 	// the first result in the inbox has waited recordDelay (recordArmed: it is running).
 	unrecorded  []result
@@ -109,6 +110,7 @@ func (d *Dispatcher) run(ctx context.Context) {
 		case <-poll.C:
 			claimNow, discover = true, true
 			d.prune()
+			d.checkLanes()
 		case <-renew.C:
 			d.renew()
 		case <-quitCh:
@@ -204,9 +206,9 @@ func (d *Dispatcher) claim(ctx context.Context, client *ent.Client, discover boo
 		budget -= len(claimed)
 		for _, c := range claimed {
 			if j, mine := d.co.inflight[c.ID]; mine {
-				// Our lease ran out while our request was still running: the claim just
-				// renewed it.
-				j.claimedUntil = until
+				// Our lease ran out while our request was still running: the claim
+				// renews it once committed.
+				d.co.renewals = append(d.co.renewals, renewal{job: j, until: until})
 				continue
 			}
 			picked = append(picked, c)
@@ -449,8 +451,20 @@ type claimedJob struct {
 	kind resultKind
 }
 
-// launchClaims starts the jobs booked since the last launch, once their claims are committed.
+// renewal is a new lease for a job in flight, taken by a claim not yet committed.
+type renewal struct {
+	job   *job
+	until time.Time
+}
+
+// launchClaims starts the jobs booked since the last launch, once their claims are committed,
+// and applies the leases those claims renewed.
 func (d *Dispatcher) launchClaims() {
+	for _, r := range d.co.renewals {
+		r.job.claimedUntil = r.until
+	}
+	clear(d.co.renewals)
+	d.co.renewals = d.co.renewals[:0]
 	for _, c := range d.co.claims {
 		if c.kind != kindAttempt {
 			d.inbox.put(result{job: c.job, kind: c.kind})
@@ -463,7 +477,10 @@ func (d *Dispatcher) launchClaims() {
 }
 
 // abandonClaims unbooks the jobs booked since the last launch: their claims were not committed.
+// The leases they would have renewed stay as they were.
 func (d *Dispatcher) abandonClaims() {
+	clear(d.co.renewals)
+	d.co.renewals = d.co.renewals[:0]
 	for _, c := range d.co.claims {
 		delete(d.co.inflight, c.job.d.ID)
 		c.job.lane.claimed--
@@ -590,6 +607,7 @@ func (d *Dispatcher) lane(webhookID int) *lane {
 	if l == nil {
 		l = &lane{id: webhookID}
 		d.co.lanes[webhookID] = l
+		d.lanesByID.Store(webhookID, l)
 	}
 	return l
 }
@@ -600,6 +618,38 @@ func (d *Dispatcher) prune() {
 	for id, l := range d.co.lanes {
 		if l.claimed == 0 && l.lastUsed.Before(cutoff) {
 			delete(d.co.lanes, id)
+			d.lanesByID.Delete(id)
+		}
+	}
+}
+
+// checkLanes looks at the webhooks of the lanes holding claimed requests and stops the requests
+// of those disabled, changed or deleted since (another instance or an admin may have done it;
+// WebhookChanged tells this instance's own changes at once).
+func (d *Dispatcher) checkLanes() {
+	var ids []int
+	for id, l := range d.co.lanes {
+		if l.claimed > 0 && l.target != nil && !l.disabled.Load() {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	whs, err := d.client.Webhook.Query().Where(webhook.IDIn(padIDs(ids)...)).
+		Select(webhook.FieldID, webhook.FieldIsActive, webhook.FieldUpdatedAt).All(d.dbCtx)
+	if err != nil {
+		d.logDBError("check webhooks", err)
+		return
+	}
+	current := make(map[int]*ent.Webhook, len(whs))
+	for _, w := range whs {
+		current[w.ID] = w
+	}
+	for _, id := range ids {
+		l := d.co.lanes[id]
+		if w := current[id]; w == nil || !w.IsActive || !w.UpdatedAt.Equal(l.target.updatedAt) {
+			l.disabled.Store(true)
 		}
 	}
 }

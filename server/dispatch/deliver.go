@@ -153,10 +153,16 @@ func (d *Dispatcher) attempt(j *job) result {
 		return release
 	}
 	defer func() { <-d.global }()
-	if d.quitCtx.Err() != nil || l.disabled.Load() {
+	if d.quitCtx.Err() != nil || l.disabled.Load() || l.current.Load() != j.target {
 		return release
 	}
-	return d.send(j)
+	r := d.send(j)
+	if r.status == http.StatusGone {
+		// The webhook is disabled when this is recorded; its other requests wait from now.
+		l.gone.Store(true)
+		l.disabled.Store(true)
+	}
+	return r
 }
 
 // send makes the HTTP request of one attempt (DESIGN.md §6) and describes what happened.

@@ -182,6 +182,9 @@ type Dispatcher struct {
 	done       chan struct{} // closed when the coordinator has returned
 	jobs       sync.WaitGroup
 
+	// lanesByID holds the coordinator's lanes for WebhookChanged, which other goroutines call.
+	lanesByID sync.Map // webhook id → *lane
+
 	// Owned by the coordinator goroutine.
 	co coordinator
 }
@@ -266,6 +269,17 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 	}
 	d.jobs.Wait()
 	return err
+}
+
+// WebhookChanged tells the dispatcher that a webhook was updated, disabled, had its secret
+// rotated or was deleted (call it after the commit): its requests claimed and not yet sent are
+// given back rather than sent with what it was before, and claimed again if it is active. It
+// never blocks.
+func (d *Dispatcher) WebhookChanged(id int) {
+	if l, ok := d.lanesByID.Load(id); ok {
+		l.(*lane).disabled.Store(true)
+	}
+	d.Wake()
 }
 
 // Wake tells the dispatcher that deliveries may be due now (call it after committing new

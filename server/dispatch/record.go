@@ -87,6 +87,11 @@ func (d *Dispatcher) record(batch []result) (claimed bool) {
 	for _, t := range rec.retries {
 		d.noteDue(t)
 	}
+	for _, r := range batch {
+		if r.kind == kindAttempt && r.status == http.StatusGone {
+			r.job.lane.gone.Store(false) // recorded: rec.disabled says whether it stays disabled
+		}
+	}
 	for _, dis := range rec.disabled {
 		if l := d.co.lanes[dis.webhook.ID]; l != nil {
 			l.disabled.Store(true)

@@ -21,9 +21,18 @@ import (
 type lane struct {
 	id    int
 	pacer pacer
-	// disabled is set by the coordinator when it disabled the webhook, so that the webhook's
-	// requests not sent yet are given back instead of sent.
+	// disabled says the webhook's claimed requests not sent yet must be given back instead of
+	// sent: it was disabled (by a 410, which its worker flags at once, or by failures), or it
+	// changed or went inactive since they were claimed (WebhookChanged, the poll's checkLanes).
+	// book clears it when it loads the webhook active again, with its settings as they are now.
 	disabled atomic.Bool
+	// gone is set with disabled by the worker that got a 410 Gone, until that outcome is
+	// recorded: a claim meanwhile (the webhook is still active in the database) must not let
+	// the lane's requests go out again.
+	gone atomic.Bool
+	// current is target, for the workers: a job claimed under an older target (the webhook
+	// changed since) is given back rather than sent with the old URL, secret or headers.
+	current atomic.Pointer[target]
 
 	// queue holds the lane's launched jobs in claim order, from head on; workers is how many
 	// goroutines take from it (at most PerWebhookInFlight). Guarded by mu.
@@ -84,8 +93,11 @@ func reservedHeader(name string) bool {
 
 // targetFor returns the lane's target, rebuilding it when the webhook row changed.
 func (d *Dispatcher) targetFor(l *lane, w *ent.Webhook, now time.Time) (*target, error) {
-	// A webhook we disabled that is active again was re-enabled by an admin.
-	l.disabled.Store(false)
+	// A webhook we disabled that is active again was re-enabled by an admin; a lane whose 410
+	// Gone is not recorded yet stays held.
+	if !l.gone.Load() {
+		l.disabled.Store(false)
+	}
 	if l.target != nil && l.target.updatedAt.Equal(w.UpdatedAt) {
 		return l.target, nil
 	}
@@ -134,6 +146,7 @@ func (d *Dispatcher) targetFor(l *lane, w *ent.Webhook, now time.Time) (*target,
 		sort.Slice(t.headers, func(i, j int) bool { return t.headers[i].name < t.headers[j].name })
 	}
 	l.target = t
+	l.current.Store(t)
 	return t, nil
 }
 

@@ -20,6 +20,16 @@ func (s *Service) SetDeliveryListener(f func([]*ent.Delivery)) { s.onDeliveries 
 // deliveries are due again.
 func (s *Service) SetActivatedListener(f func()) { s.onActivated = f }
 
+// SetChangedListener sets the function told, after the commit, that a webhook was updated, had
+// its secret rotated or was deleted.
+func (s *Service) SetChangedListener(f func(id int)) { s.onChanged = f }
+
+func (s *Service) changed(id int) {
+	if s.onChanged != nil {
+		s.onChanged(id)
+	}
+}
+
 func (s *Service) told(ds []*ent.Delivery) {
 	if s.onDeliveries != nil && len(ds) > 0 {
 		s.onDeliveries(ds)

@@ -33,6 +33,9 @@ type Service struct {
 	onDeliveries func([]*ent.Delivery)
 	// onActivated is told when a webhook is enabled, so its waiting deliveries go out now.
 	onActivated func()
+	// onChanged is told when a webhook was updated, had its secret rotated or was deleted, so
+	// that requests not yet sent do not go out with what it was before.
+	onChanged func(id int)
 }
 
 // NewService makes a Service.
@@ -203,6 +206,7 @@ func (s *Service) Update(ctx context.Context, id int, in UpdateInput) (*ent.Webh
 	if err != nil {
 		return nil, fmt.Errorf("update webhook: %w", err)
 	}
+	s.changed(id)
 	if in.IsActive != nil && *in.IsActive && s.onActivated != nil {
 		s.onActivated()
 	}
@@ -218,6 +222,7 @@ func (s *Service) Delete(ctx context.Context, id int) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("delete webhook: %w", err)
 	}
+	s.changed(id)
 	return true, nil
 }
 
@@ -260,6 +265,7 @@ func (s *Service) Rotate(ctx context.Context, id int, given *string, grace time.
 	if err := tx.Commit(); err != nil {
 		return nil, "", fmt.Errorf("rotate secret: %w", err)
 	}
+	s.changed(id)
 	return w.Unwrap(), secret, nil
 }
 
