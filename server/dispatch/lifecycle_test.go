@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"context"
-	stdsql "database/sql"
 	"errors"
 	"net/http"
 	"strconv"
@@ -192,13 +191,19 @@ func TestStopReleasesDeepQueue(t *testing.T) {
 
 // faultDriver fails, once, the next statement that fail matches (inside transactions too).
 type faultDriver struct {
-	dialect.Driver
+	watchDriver
 	mu   sync.Mutex
 	fail func(query string) bool
 	hit  bool
 }
 
 var errInjected = errors.New("injected fault")
+
+func newFaultDriver(drv dialect.Driver) *faultDriver {
+	f := &faultDriver{}
+	f.watchDriver = watchDriver{Driver: drv, before: f.check}
+	return f
+}
 
 func (f *faultDriver) check(query string) error {
 	f.mu.Lock()
@@ -220,65 +225,6 @@ func (f *faultDriver) fired() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.hit
-}
-
-func (f *faultDriver) Query(ctx context.Context, query string, args, v any) error {
-	if err := f.check(query); err != nil {
-		return err
-	}
-	return f.Driver.Query(ctx, query, args, v)
-}
-
-func (f *faultDriver) Exec(ctx context.Context, query string, args, v any) error {
-	if err := f.check(query); err != nil {
-		return err
-	}
-	return f.Driver.Exec(ctx, query, args, v)
-}
-
-func (f *faultDriver) Tx(ctx context.Context) (dialect.Tx, error) {
-	tx, err := f.Driver.Tx(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &faultTx{Tx: tx, f: f}, nil
-}
-
-type faultTx struct {
-	dialect.Tx
-	f *faultDriver
-}
-
-func (t *faultTx) Query(ctx context.Context, query string, args, v any) error {
-	if err := t.f.check(query); err != nil {
-		return err
-	}
-	return t.Tx.Query(ctx, query, args, v)
-}
-
-func (t *faultTx) Exec(ctx context.Context, query string, args, v any) error {
-	if err := t.f.check(query); err != nil {
-		return err
-	}
-	return t.Tx.Exec(ctx, query, args, v)
-}
-
-func (t *faultTx) QueryContext(ctx context.Context, query string, args ...any) (*stdsql.Rows, error) {
-	if err := t.f.check(query); err != nil {
-		return nil, err
-	}
-	return t.Tx.(interface {
-		QueryContext(context.Context, string, ...any) (*stdsql.Rows, error)
-	}).QueryContext(ctx, query, args...)
-}
-
-func (t *faultTx) ExecContext(ctx context.Context, query string, args ...any) (stdsql.Result, error) {
-	if err := t.f.check(query); err != nil {
-		return nil, err
-	}
-	return t.Tx.(interface {
-		ExecContext(context.Context, string, ...any) (stdsql.Result, error)
-	}).ExecContext(ctx, query, args...)
 }
 
 // prepare sets up what Start sets up, without running the coordinator: the test goroutine
@@ -313,7 +259,7 @@ func runCoordinator(t *testing.T, d *Dispatcher) {
 // later.
 func TestRolledBackClaimKeepsLeases(t *testing.T) {
 	st := sqlitetest.Open(t, "normal")
-	fd := &faultDriver{Driver: entsql.OpenDB(dialect.SQLite, st.DB)}
+	fd := newFaultDriver(entsql.OpenDB(dialect.SQLite, st.DB))
 	e := newEnvOn(t, ent.NewClient(ent.Driver(fd)))
 	held, release := heldReceiver(t)
 	ok := newReceiver(t, status(http.StatusOK))

@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"context"
-	stdsql "database/sql"
 	"maps"
 	"net/http"
 	"regexp"
@@ -80,75 +79,19 @@ func TestEventCacheEvictsOldestFirst(t *testing.T) {
 	}
 }
 
-// textRecorder is a driver that counts the distinct statement texts it runs.
-type textRecorder struct {
-	dialect.Driver
-	mu    sync.Mutex
-	texts map[string]int
-}
-
-func (r *textRecorder) note(query string) {
-	r.mu.Lock()
-	r.texts[query]++
-	r.mu.Unlock()
-}
-
-func (r *textRecorder) Query(ctx context.Context, query string, args, v any) error {
-	r.note(query)
-	return r.Driver.Query(ctx, query, args, v)
-}
-
-func (r *textRecorder) Exec(ctx context.Context, query string, args, v any) error {
-	r.note(query)
-	return r.Driver.Exec(ctx, query, args, v)
-}
-
-func (r *textRecorder) Tx(ctx context.Context) (dialect.Tx, error) {
-	tx, err := r.Driver.Tx(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &textRecorderTx{Tx: tx, r: r}, nil
-}
-
-type textRecorderTx struct {
-	dialect.Tx
-	r *textRecorder
-}
-
-func (t *textRecorderTx) Query(ctx context.Context, query string, args, v any) error {
-	t.r.note(query)
-	return t.Tx.Query(ctx, query, args, v)
-}
-
-func (t *textRecorderTx) Exec(ctx context.Context, query string, args, v any) error {
-	t.r.note(query)
-	return t.Tx.Exec(ctx, query, args, v)
-}
-
-// QueryContext is what ent's QueryContext runs in a transaction (statements the dispatcher
-// builds itself).
-func (t *textRecorderTx) QueryContext(ctx context.Context, query string, args ...any) (*stdsql.Rows, error) {
-	t.r.note(query)
-	return t.Tx.(interface {
-		QueryContext(context.Context, string, ...any) (*stdsql.Rows, error)
-	}).QueryContext(ctx, query, args...)
-}
-
-// ExecContext is what ent's Tx.ExecContext runs (statements the dispatcher builds itself).
-func (t *textRecorderTx) ExecContext(ctx context.Context, query string, args ...any) (stdsql.Result, error) {
-	t.r.note(query)
-	return t.Tx.(interface {
-		ExecContext(context.Context, string, ...any) (stdsql.Result, error)
-	}).ExecContext(ctx, query, args...)
-}
-
 // TestDispatcherStatementsRepeat drains deliveries in batches of many sizes and checks that the
 // statements with IN lists or multi-row VALUES come in a few lengths only, so that the store's
 // per-connection statement cache keeps them prepared (sqlshape.go).
 func TestDispatcherStatementsRepeat(t *testing.T) {
 	st := sqlitetest.Open(t, "normal")
-	rec := &textRecorder{Driver: entsql.OpenDB(dialect.SQLite, st.DB), texts: map[string]int{}}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	rec := &watchDriver{Driver: entsql.OpenDB(dialect.SQLite, st.DB), before: func(query string) error {
+		mu.Lock()
+		seen[query]++
+		mu.Unlock()
+		return nil
+	}}
 	e := newEnvOn(t, ent.NewClient(ent.Driver(rec)))
 	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, n int) { w.WriteHeader(http.StatusOK) })
 	var hooks []*ent.Webhook
@@ -181,9 +124,9 @@ func TestDispatcherStatementsRepeat(t *testing.T) {
 	// the lengths each family was run with.
 	list := regexp.MustCompile(`\((\?(, )?)+\)`)
 	lengths := map[string]map[int]bool{}
-	rec.mu.Lock() // the dispatcher runs on
-	texts := maps.Clone(rec.texts)
-	rec.mu.Unlock()
+	mu.Lock() // the dispatcher runs on
+	texts := maps.Clone(seen)
+	mu.Unlock()
 	for text := range texts {
 		for _, m := range list.FindAllString(text, -1) {
 			family := list.ReplaceAllString(text, "(…)")
