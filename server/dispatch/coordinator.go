@@ -161,12 +161,10 @@ func (d *Dispatcher) wantsClaim() bool {
 	return false
 }
 
-// claim takes due deliveries up to the budgets and starts a job for each. With discover (or when
-// the last look was cut short), it first looks for due deliveries in due order, leaving out the
-// lanes known to have a backlog; those are then refilled with what budget is left, each with a
-// query of its own that stops once it has the lane's share. Refilling them through the due-order
-// query instead took a round per lane, each reading past the backlogs of the lanes before it.
-// Each refill reads only its webhook's due rows (lanePredicates).
+// claim takes due deliveries up to the budgets and books a job for each. With discover (or when
+// the last look was cut short), it first finds the webhooks with due deliveries (discover); then
+// each lane with a backlog is refilled, the least served first, with its share of the budget, by
+// a statement of its own that reads only its webhook's due rows (claimLane).
 //
 // claim runs on client, which may be a transaction's: the claimed jobs wait in co.claims until
 // the caller has committed and calls launchClaims (or abandonClaims when it could not commit).
@@ -338,9 +336,9 @@ func (d *Dispatcher) lanePredicates(webhookID int, now time.Time) []predicate.De
 }
 
 // activeWebhook matches deliveries of active webhooks. It is written by hand so that SQLite does
-// not use an index for it: offered an index that starts with webhook_id through this IN, SQLite's
-// planner (without table statistics) read every due delivery and sorted them instead of walking
-// (status, next_attempt_at) in order and stopping at the LIMIT.
+// not use an index for it: offered one through this IN, SQLite's planner (without table
+// statistics) chose it over the due index and then read every due delivery and sorted them,
+// instead of walking the due index in order and stopping at the LIMIT.
 func activeWebhook(s *sql.Selector) {
 	s.Where(sql.P(func(b *sql.Builder) {
 		if b.Dialect() == dialect.SQLite {
