@@ -222,6 +222,34 @@ func (e *testEnv) deliver(t testing.TB, w *ent.Webhook, ev *ent.Event) *ent.Deli
 	return d
 }
 
+// deliverMany stores n due deliveries of ev to w, in one statement per 500, and returns their ids
+// in creation order.
+func (e *testEnv) deliverMany(t testing.TB, w *ent.Webhook, ev *ent.Event, n int) []int {
+	t.Helper()
+	ids := make([]int, 0, n)
+	for len(ids) < n {
+		batch := make([]*ent.DeliveryCreate, min(500, n-len(ids)))
+		for i := range batch {
+			batch[i] = e.client.Delivery.Create().
+				SetWebhookID(w.ID).SetEventID(ev.ID).SetEventType(ev.Type).SetNextAttemptAt(time.Now().UTC())
+		}
+		ds, err := e.client.Delivery.CreateBulk(batch...).Save(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			ids = append(ids, d.ID)
+		}
+	}
+	return ids
+}
+
+// slowOK answers 200 after 10 ms, so that a lane's claimed requests queue up behind it.
+func slowOK(w http.ResponseWriter, _ *http.Request, _ int) {
+	time.Sleep(10 * time.Millisecond)
+	w.WriteHeader(http.StatusOK)
+}
+
 // reload reads a delivery again.
 func (e *testEnv) reload(t testing.TB, id int) *ent.Delivery {
 	t.Helper()

@@ -34,11 +34,7 @@ func TestGoneStopsTheLaneAtOnce(t *testing.T) {
 			w.WriteHeader(http.StatusGone)
 		})
 		w, _ := e.webhook(t, rc.URL)
-		var ids []int
-		ev := e.event(t, "user.created", userPayload)
-		for range 400 {
-			ids = append(ids, e.deliver(t, w, ev).ID)
-		}
+		e.deliverMany(t, w, e.event(t, "user.created", userPayload), 400)
 		cfg := testConfig()
 		e.start(t, cfg, Hooks{})
 		waitFor(t, func() bool { return !e.webhookRow(t, w.ID).IsActive }, "the webhook to be disabled")
@@ -65,15 +61,9 @@ func TestGoneStopsTheLaneAtOnce(t *testing.T) {
 // out.
 func TestDisabledWebhookQueueStops(t *testing.T) {
 	eachDB(t, func(t *testing.T, e *testEnv) {
-		rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
-			time.Sleep(10 * time.Millisecond)
-			w.WriteHeader(http.StatusOK)
-		})
+		rc := newReceiver(t, slowOK)
 		w, _ := e.webhook(t, rc.URL)
-		ev := e.event(t, "user.created", userPayload)
-		for range 600 {
-			e.deliver(t, w, ev)
-		}
+		e.deliverMany(t, w, e.event(t, "user.created", userPayload), 600)
 		cfg := testConfig()
 		cfg.PerWebhookInFlight = 2
 		d := e.start(t, cfg, Hooks{})
@@ -161,10 +151,7 @@ func TestStopReleasesDeepQueue(t *testing.T) {
 			w.WriteHeader(http.StatusOK)
 		})
 		w, _ := e.webhook(t, rc.URL)
-		ev := e.event(t, "user.created", userPayload)
-		for range 800 {
-			e.deliver(t, w, ev)
-		}
+		e.deliverMany(t, w, e.event(t, "user.created", userPayload), 800)
 		cfg := testConfig()
 		cfg.ShutdownTimeout = 5 * time.Second
 		d := e.newDispatcher(cfg, Hooks{})
@@ -424,17 +411,9 @@ func TestTwoInstancesClaimDisjointly(t *testing.T) {
 // requests not yet sent must go to the new URL, none to the old one after the notice.
 func TestWebhookChangedMovesQueuedRequests(t *testing.T) {
 	eachDB(t, func(t *testing.T, e *testEnv) {
-		slowOK := func(w http.ResponseWriter, _ *http.Request, _ int) {
-			time.Sleep(10 * time.Millisecond)
-			w.WriteHeader(http.StatusOK)
-		}
 		old, moved := newReceiver(t, slowOK), newReceiver(t, slowOK)
 		w, _ := e.webhook(t, old.URL)
-		ev := e.event(t, "user.created", userPayload)
-		var ids []int
-		for range 200 {
-			ids = append(ids, e.deliver(t, w, ev).ID)
-		}
+		ids := e.deliverMany(t, w, e.event(t, "user.created", userPayload), 200)
 		cfg := testConfig()
 		cfg.PerWebhookInFlight = 2
 		d := e.start(t, cfg, Hooks{})
