@@ -593,7 +593,7 @@ const fastLane = 50 * time.Millisecond
 // one gets twice its in-flight limit, so that its waiting deliveries cannot take the claim
 // budget from the others.
 func (d *Dispatcher) laneLimit(l *lane) int {
-	if l.avgDuration > 0 && l.avgDuration < fastLane && (l.target == nil || l.target.rate == 0) {
+	if t := l.target.Load(); l.avgDuration > 0 && l.avgDuration < fastLane && (t == nil || t.rate == 0) {
 		return d.laneBudget
 	}
 	return 2 * d.cfg.PerWebhookInFlight
@@ -627,7 +627,7 @@ func (d *Dispatcher) prune() {
 func (d *Dispatcher) checkLanes() {
 	var ids []int
 	for id, l := range d.co.lanes {
-		if l.claimed > 0 && l.target != nil && !l.disabled.Load() {
+		if l.claimed > 0 && l.target.Load() != nil && !l.disabled.Load() {
 			ids = append(ids, id)
 		}
 	}
@@ -646,7 +646,7 @@ func (d *Dispatcher) checkLanes() {
 	}
 	for _, id := range ids {
 		l := d.co.lanes[id]
-		if w := current[id]; w == nil || !w.IsActive || !w.UpdatedAt.Equal(l.target.updatedAt) {
+		if w := current[id]; w == nil || !w.IsActive || !w.UpdatedAt.Equal(l.target.Load().updatedAt) {
 			l.disabled.Store(true)
 		}
 	}

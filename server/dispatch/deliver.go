@@ -153,7 +153,7 @@ func (d *Dispatcher) attempt(j *job) result {
 		return release
 	}
 	defer func() { <-d.global }()
-	if d.quitCtx.Err() != nil || l.disabled.Load() || l.current.Load() != j.target {
+	if d.quitCtx.Err() != nil || l.disabled.Load() || l.target.Load() != j.target {
 		return release
 	}
 	r := d.send(j)

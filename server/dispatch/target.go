@@ -30,9 +30,10 @@ type lane struct {
 	// recorded: a claim meanwhile (the webhook is still active in the database) must not let
 	// the lane's requests go out again.
 	gone atomic.Bool
-	// current is target, for the workers: a job claimed under an older target (the webhook
-	// changed since) is given back rather than sent with the old URL, secret or headers.
-	current atomic.Pointer[target]
+	// target is the webhook's configuration as last loaded; only the coordinator replaces it
+	// (targetFor). A worker gives back a job claimed under an older target (the webhook changed
+	// since) rather than send it with the old URL, secret or headers.
+	target atomic.Pointer[target]
 
 	// queue holds the lane's launched jobs in claim order, from head on; workers is how many
 	// goroutines take from it (at most PerWebhookInFlight). Guarded by mu.
@@ -42,7 +43,6 @@ type lane struct {
 	workers int
 
 	// Owned by the coordinator.
-	target   *target
 	claimed  int  // claimed and not yet recorded
 	backlog  bool // more of its deliveries may be due
 	lastUsed time.Time
@@ -98,8 +98,8 @@ func (d *Dispatcher) targetFor(l *lane, w *ent.Webhook, now time.Time) (*target,
 	if !l.gone.Load() {
 		l.disabled.Store(false)
 	}
-	if l.target != nil && l.target.updatedAt.Equal(w.UpdatedAt) {
-		return l.target, nil
+	if cur := l.target.Load(); cur != nil && cur.updatedAt.Equal(w.UpdatedAt) {
+		return cur, nil
 	}
 	t := &target{
 		updatedAt: w.UpdatedAt,
@@ -145,8 +145,7 @@ func (d *Dispatcher) targetFor(l *lane, w *ent.Webhook, now time.Time) (*target,
 		}
 		sort.Slice(t.headers, func(i, j int) bool { return t.headers[i].name < t.headers[j].name })
 	}
-	l.target = t
-	l.current.Store(t)
+	l.target.Store(t)
 	return t, nil
 }
 
