@@ -110,6 +110,7 @@ func (d *Dispatcher) run(ctx context.Context) {
 		case <-poll.C:
 			claimNow, discover = true, true
 			d.prune()
+			d.wire.closeIdle(false)
 			d.checkLanes()
 		case <-renew.C:
 			d.renew()

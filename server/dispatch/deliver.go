@@ -72,28 +72,6 @@ type result struct {
 	hasRetryAfter bool
 }
 
-// newTransport makes the one transport of all webhook requests: every connection dialled
-// through the guard, no proxy (through a proxy the guard would check the proxy's address),
-// keep-alive connections reused across deliveries. Requests go straight to its RoundTrip, not
-// through an http.Client: redirects are not followed (a 3xx is the attempt's answer), no cookie
-// jar applies, and each request's context carries its timeout, so a Client would only copy
-// headers for redirects never made.
-func newTransport(guard *netguard.Guard, cfg Config) *http.Transport {
-	if guard == nil {
-		guard = netguard.New(nil, nil)
-	}
-	return &http.Transport{
-		Proxy:                  nil,
-		DialContext:            guard.DialContext,
-		ForceAttemptHTTP2:      true,
-		MaxIdleConns:           4 * cfg.Workers,
-		MaxIdleConnsPerHost:    max(cfg.Workers, cfg.PerWebhookInFlight),
-		IdleConnTimeout:        90 * time.Second,
-		TLSHandshakeTimeout:    10 * time.Second,
-		MaxResponseHeaderBytes: 64 << 10,
-	}
-}
-
 // enqueue hands a job to its lane's workers, starting one if the lane has fewer than
 // PerWebhookInFlight. A worker goes on with the lane's next job as soon as it has a result, so a
 // request slot does not wait for another goroutine to be woken and scheduled (with a goroutine
@@ -173,13 +151,10 @@ func (d *Dispatcher) send(j *job) result {
 	ts := start.Unix()
 	signer := t.signerAt(start)
 
-	n := 10 + len(t.headers)
-	h := make(http.Header, n)
-	values := make([]string, 0, n) // one array behind every header's value slice
-	rec := make([]headerPair, 0, n)
+	rec := make([]headerPair, 0, 10+len(t.headers)) // as recorded: secrets redacted
+	sent := make([]headerPair, 0, cap(rec))
 	put := func(name, value string, secret bool) {
-		values = append(values, value)
-		h[name] = values[len(values)-1 : len(values) : len(values)] // as spelled in DESIGN.md §6
+		sent = append(sent, headerPair{name, value}) // as spelled in DESIGN.md §6
 		if secret {
 			value = redacted
 		}
@@ -201,31 +176,29 @@ func (d *Dispatcher) send(j *job) result {
 	put("X-Webhook-Signature", signer.SignLegacy(body), true)
 
 	r := result{job: j, kind: kindAttempt, requestedAt: start.UTC(), reqHeaders: encodeHeaders(rec)}
-	ctx, cancel := context.WithTimeout(d.jobCtx, t.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
-	if err != nil {
+	if t.endpoint == nil {
 		r.duration = time.Since(start)
 		r.errCode, r.errMsg = deliveryattempt.ErrorCodeCONNECTION, "invalid webhook url"
 		return r
 	}
-	req.Header = h
-	resp, err := d.transport.RoundTrip(req)
+	deadline := start.Add(t.timeout)
+	x, err := d.wire.post(d.jobCtx, t.endpoint, sent, body, deadline)
 	if err != nil {
 		if d.jobCtx.Err() != nil {
 			return result{job: j, kind: kindRelease} // aborted by Stop: not an attempt
 		}
 		r.duration = time.Since(start)
-		r.errCode, r.errMsg = classify(ctx, err, t.timeout)
+		r.errCode, r.errMsg = classify(deadline, err, t.timeout)
 		return r
 	}
+	resp := x.resp
 	text := ""
 	if resp.ContentLength != 0 { // most receivers answer with no body at all
 		text = readBody(resp.Body)
 	}
-	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
-	resp.Body.Close()
+	_, drainErr := io.CopyN(io.Discard, resp.Body, maxDrain)
 	r.duration = time.Since(start)
+	d.wire.finish(x, drainErr == io.EOF)
 	r.status = resp.StatusCode
 	r.respHeaders = encodeHeaders(firstValues(resp.Header))
 	r.respBody = &text
@@ -266,7 +239,7 @@ func requestBody(format webhook.PayloadFormat, ev *ent.Event) []byte {
 
 // classify maps a request error to its DeliveryErrorCode and a message for admins. The message
 // leaves out the URL, which url.Error repeats and which may carry a token.
-func classify(ctx context.Context, err error, timeout time.Duration) (deliveryattempt.ErrorCode, string) {
+func classify(deadline time.Time, err error, timeout time.Duration) (deliveryattempt.ErrorCode, string) {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
@@ -278,7 +251,7 @@ func classify(ctx context.Context, err error, timeout time.Duration) (deliveryat
 	switch {
 	case errors.As(err, &blocked):
 		return deliveryattempt.ErrorCodeBLOCKED_TARGET, blocked.Error()
-	case errors.Is(ctx.Err(), context.DeadlineExceeded) || isTimeout(err):
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err) || !time.Now().Before(deadline):
 		return deliveryattempt.ErrorCodeTIMEOUT, fmt.Sprintf("no complete answer within %s", timeout)
 	case errors.As(err, &dnsErr):
 		return deliveryattempt.ErrorCodeDNS, dnsErr.Error()

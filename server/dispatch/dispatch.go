@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -147,12 +146,12 @@ type Hooks struct {
 // Dispatcher delivers due deliveries to their webhooks. Make it with New, run it with Start and
 // stop it with Stop.
 type Dispatcher struct {
-	client    *ent.Client
-	box       *secretbox.Box
-	cfg       Config
-	hooks     Hooks
-	log       *slog.Logger
-	transport *http.Transport
+	client *ent.Client
+	box    *secretbox.Box
+	cfg    Config
+	hooks  Hooks
+	log    *slog.Logger
+	wire   *wireClient
 
 	// claimBudget bounds the deliveries claimed and not yet recorded; laneBudget bounds them for
 	// a fast webhook (see laneLimit). Both leave room beyond the in-flight limits so that claims
@@ -210,7 +209,7 @@ func New(client *ent.Client, box *secretbox.Box, guard *netguard.Guard, cfg Conf
 	}
 	d.claimBudget = max(d.claimBudget, d.laneBudget)
 	d.inbox = newResultInbox()
-	d.transport = newTransport(guard, cfg)
+	d.wire = newWireClient(guard, max(cfg.Workers, cfg.PerWebhookInFlight))
 	d.co = newCoordinator()
 	return d
 }
@@ -247,6 +246,7 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 		return nil
 	}
 	d.quit()
+	defer d.wire.closeIdle(true) // after the jobs: none is left to use a connection
 	grace := time.NewTimer(d.cfg.ShutdownTimeout)
 	defer grace.Stop()
 	select {

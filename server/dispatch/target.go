@@ -55,6 +55,7 @@ type lane struct {
 type target struct {
 	updatedAt time.Time
 	url       string
+	endpoint  *endpoint // nil when url cannot be requested (the attempt says so)
 	format    webhook.PayloadFormat
 	timeout   time.Duration
 	rate      int // requests per second; 0 = unlimited
@@ -107,6 +108,7 @@ func (d *Dispatcher) targetFor(l *lane, w *ent.Webhook, now time.Time) (*target,
 		format:    w.PayloadFormat,
 		timeout:   time.Duration(w.TimeoutSeconds) * time.Second,
 	}
+	t.endpoint, _ = parseEndpoint(w.URL)
 	if t.timeout <= 0 {
 		t.timeout = 15 * time.Second
 	}
