@@ -127,11 +127,6 @@ var (
 				Unique:  false,
 				Columns: []*schema.Column{DeliveryAttemptsColumns[10], DeliveryAttemptsColumns[1]},
 			},
-			{
-				Name:    "deliveryattempt_requested_at",
-				Unique:  false,
-				Columns: []*schema.Column{DeliveryAttemptsColumns[2]},
-			},
 		},
 	}
 	// EventsColumns holds the columns for the "events" table.

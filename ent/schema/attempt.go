@@ -41,6 +41,5 @@ func (DeliveryAttempt) Edges() []ent.Edge {
 func (DeliveryAttempt) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("delivery_id", "number"),
-		index.Fields("requested_at"),
 	}
 }

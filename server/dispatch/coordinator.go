@@ -48,15 +48,17 @@ func newCoordinator() coordinator {
 }
 
 // maxBatch bounds the outcomes recorded in one transaction.
-const maxBatch = 256
+const maxBatch = 512
 
 // Results are recorded once recordBatch of them are waiting or the first has waited recordDelay:
-// each commit waits for the disk and costs ≈ 300 µs of CPU in fsync here, so fewer, larger
-// commits pay for the short wait (the claims that refill the lanes go into the same
-// transaction; the lanes' prefetch covers the wait).
+// each commit waits for the disk and costs ≈ 300 µs of CPU in fsync here, and writes every page
+// it touched (the B-trees' edges and inner pages each time), so fewer, larger commits pay for
+// the short wait: at 25 ms rather than 10, a drain wrote a fifth fewer WAL frames per delivery
+// (the claims that refill the lanes go into the same transaction; the lanes' prefetch covers
+// the wait).
 const (
-	recordBatch = 256
-	recordDelay = 10 * time.Millisecond
+	recordBatch = 512
+	recordDelay = 25 * time.Millisecond
 )
 
 // laneIdle is how long an unused lane (and its cached secrets) is kept.
