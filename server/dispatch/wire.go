@@ -215,6 +215,7 @@ type exchange struct {
 	resp *http.Response
 	wc   *wireConn
 	key  string
+	stop func() bool // unregisters the abort
 }
 
 // post sends body to e with the given headers (Host and Content-Length are added) and reads the
@@ -228,10 +229,13 @@ func (c *wireClient) post(abort context.Context, e *endpoint, headers []headerPa
 		if err != nil {
 			return nil, err
 		}
-		resp, err := c.roundTrip(abort, wc, e, headers, body, deadline)
+		// Stop ends the exchange, the caller's reading of the body included, at once.
+		stop := context.AfterFunc(abort, func() { wc.conn.SetDeadline(time.Unix(1, 0)) })
+		resp, err := c.roundTrip(wc, e, headers, body, deadline)
 		if err == nil {
-			return &exchange{resp: resp, wc: wc, key: e.key}, nil
+			return &exchange{resp: resp, wc: wc, key: e.key, stop: stop}, nil
 		}
+		stop()
 		wc.conn.Close()
 		var closed closedEarly
 		if !wc.reused || !errors.As(err, &closed) || abort.Err() != nil {
@@ -254,12 +258,10 @@ func asClosedEarly(err error) error {
 	return err
 }
 
-func (c *wireClient) roundTrip(abort context.Context, wc *wireConn, e *endpoint, headers []headerPair, body []byte, deadline time.Time) (*http.Response, error) {
+func (c *wireClient) roundTrip(wc *wireConn, e *endpoint, headers []headerPair, body []byte, deadline time.Time) (*http.Response, error) {
 	if err := wc.conn.SetDeadline(deadline); err != nil {
 		return nil, err
 	}
-	stop := context.AfterFunc(abort, func() { wc.conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
 
 	h := append(wc.head[:0], "POST "...)
 	h = append(h, e.requestURI...)
@@ -297,9 +299,11 @@ func (c *wireClient) roundTrip(abort context.Context, wc *wireConn, e *endpoint,
 }
 
 // finish ends an exchange: the connection is reused when the response body was read to its end
-// (drained reports that) and the receiver did not ask to close it.
+// (drained reports that), the receiver did not ask to close it and sent nothing after it, and
+// the exchange was not aborted.
 func (c *wireClient) finish(x *exchange, drained bool) {
-	if drained && !x.resp.Close && x.resp.StatusCode != http.StatusSwitchingProtocols {
+	notAborted := x.stop()
+	if drained && notAborted && !x.resp.Close && x.resp.StatusCode != http.StatusSwitchingProtocols && x.wc.br.Buffered() == 0 {
 		x.wc.reused = false
 		c.put(x.key, x.wc)
 		return

@@ -202,6 +202,7 @@ func TestWireResponseFraming(t *testing.T) {
 		{"chunked", answer("HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n", false), 202, "hello", 1},
 		{"interim 100 before the answer", answer("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok", false), 201, "ok", 1},
 		{"connection close", answer("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", true), 200, "ok", 2},
+		{"bytes after the answer", answer("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokJUNK", false), 200, "ok", 2},
 		{"body up to the close", answer("HTTP/1.1 500 Internal Server Error\r\n\r\nbroken", true), 500, "broken", 2},
 		{"endless head", answer("HTTP/1.1 200 OK\r\nX: "+strings.Repeat("y", maxResponseBytes)+"\r\n\r\n", false), 0, "", 2},
 		{"body too long to drain", answer("HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(big))+"\r\n\r\n"+big, false), 200, big[:maxResponseBody], 2},
@@ -263,6 +264,34 @@ func TestWireAbort(t *testing.T) {
 	if errors.As(err, &closed) {
 		t.Errorf("an aborted request looks like a connection closed by the receiver: %v", err)
 	}
+}
+
+// The abort also ends the reading of a body that stalls.
+func TestWireAbortWhileReadingBody(t *testing.T) {
+	stalled := make(chan struct{})
+	srv := newScriptedServer(t, func(w io.Writer) bool {
+		_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok")
+		<-stalled
+		return false
+	})
+	t.Cleanup(func() { close(stalled) }) // before the server's cleanup, which waits for it
+	c := loopbackClient(t)
+	e, err := parseEndpoint(srv.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	abort, cancel := context.WithCancel(context.Background())
+	x, err := c.post(abort, e, nil, []byte("{}"), time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	text := readBody(x.resp.Body)
+	if time.Since(start) > 10*time.Second || text != "ok" {
+		t.Errorf("read %q in %v, want the 2 bytes sent, soon after the abort", text, time.Since(start))
+	}
+	c.finish(x, false)
 }
 
 func TestParseEndpoint(t *testing.T) {
