@@ -170,6 +170,8 @@ func TestWebhookValidation(t *testing.T) {
 		{"reserved header", map[string]any{"customHeaders": map[string]any{"webhook-signature": "x"}}, "input.customHeaders.webhook-signature"},
 		{"legacy header", map[string]any{"customHeaders": map[string]any{"X-Webhook-Event": "x"}}, "input.customHeaders.X-Webhook-Event"},
 		{"bad header name", map[string]any{"customHeaders": map[string]any{"bad name": "x"}}, "input.customHeaders.bad name"},
+		{"header value with a line break", map[string]any{"customHeaders": map[string]any{"X-Tenant": "a\r\nX-Injected: 1"}}, "input.customHeaders.X-Tenant"},
+		{"header value with a control character", map[string]any{"customHeaders": map[string]any{"X-Tenant": "a\x01b"}}, "input.customHeaders.X-Tenant"},
 		{"rate limit 0", map[string]any{"rateLimitPerSecond": 0}, "input.rateLimitPerSecond"},
 	}
 	for _, tt := range tests {

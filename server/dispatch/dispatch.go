@@ -209,7 +209,7 @@ func New(client *ent.Client, box *secretbox.Box, guard *netguard.Guard, cfg Conf
 	}
 	d.claimBudget = max(d.claimBudget, d.laneBudget)
 	d.inbox = newResultInbox()
-	d.wire = newWireClient(guard, max(cfg.Workers, cfg.PerWebhookInFlight))
+	d.wire = newWireClient(guard, max(cfg.Workers, cfg.PerWebhookInFlight), 4*cfg.Workers)
 	d.co = newCoordinator()
 	return d
 }

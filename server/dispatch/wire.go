@@ -34,10 +34,12 @@ type wireClient struct {
 	// tlsBase is the TLS configuration of https connections, given each its server name.
 	tlsBase *tls.Config
 
-	mu      sync.Mutex
-	idle    map[string][]*wireConn // endpoint key → idle connections, most recent last
-	perHost int                    // idle connections kept per endpoint
-	closed  bool
+	mu        sync.Mutex
+	idle      map[string][]*wireConn // endpoint key → idle connections, most recent last
+	idleCount int                    // in all lists
+	perHost   int                    // idle connections kept per endpoint
+	maxIdle   int                    // idle connections kept in all
+	closed    bool
 }
 
 // idleTimeout is how long an idle connection is kept (net/http's default, which receivers
@@ -82,13 +84,13 @@ func parseEndpoint(raw string) (*endpoint, error) {
 	return e, nil
 }
 
-// maxResponseBytes bounds what one response may send, head and framing included: the head is
-// otherwise unbounded (net/http's limit on it was 64 KiB), and send reads at most
-// maxResponseBody+maxDrain of the body.
-const maxResponseBytes = 64<<10 + maxResponseBody + maxDrain + 64<<10
+// maxResponseHead bounds the response heads (interim 1xx ones included), which are otherwise
+// unbounded, and whose headers each attempt stores; net/http's limit was the same. The body
+// then gets what send may read of it (maxResponseBody+maxDrain) and room for chunk framing.
+const maxResponseHead = 64 << 10
 
-// errResponseTooLarge ends a response that sends more than maxResponseBytes.
-var errResponseTooLarge = fmt.Errorf("response longer than %d bytes", maxResponseBytes)
+// errResponseTooLarge ends a response whose head or body is longer than its budget.
+var errResponseTooLarge = errors.New("response too long")
 
 // meteredReader fails once left bytes were read.
 type meteredReader struct {
@@ -118,7 +120,7 @@ type wireConn struct {
 	reused    bool
 }
 
-func newWireClient(guard *netguard.Guard, perHost int) *wireClient {
+func newWireClient(guard *netguard.Guard, perHost, maxIdle int) *wireClient {
 	if guard == nil {
 		guard = netguard.New(nil, nil)
 	}
@@ -131,6 +133,7 @@ func newWireClient(guard *netguard.Guard, perHost int) *wireClient {
 		},
 		idle:    map[string][]*wireConn{},
 		perHost: perHost,
+		maxIdle: maxIdle,
 	}
 }
 
@@ -142,7 +145,8 @@ func (c *wireClient) get(ctx context.Context, e *endpoint, deadline time.Time) (
 		wc := list[len(list)-1]
 		list[len(list)-1] = nil
 		c.idle[e.key] = list[:len(list)-1]
-		if now.Sub(wc.idleSince) < idleTimeout {
+		c.idleCount--
+		if now.Sub(wc.idleSince) < idleTimeout && wc.idleClean() {
 			c.mu.Unlock()
 			wc.reused = true
 			return wc, nil
@@ -171,12 +175,43 @@ func (c *wireClient) get(ctx context.Context, e *endpoint, deadline time.Time) (
 	return &wireConn{conn: conn, meter: meter, br: bufio.NewReaderSize(meter, 4096)}, nil
 }
 
+// idleClean says that nothing came on an idle connection: no byte (a late or unasked-for
+// response, which would be read as the next request's answer; a 408 some servers send before
+// closing), no end of stream and no reset. It peeks at the socket without blocking, as
+// net/http's reader goroutine would have been reading it all along.
+func (wc *wireConn) idleClean() bool {
+	if wc.br.Buffered() > 0 {
+		return false
+	}
+	nc := wc.conn
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn() // any TLS record (even a close_notify) counts
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	clean := false
+	err = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		clean = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
+		return true // never wait
+	})
+	return err == nil && clean
+}
+
 // put gives back a connection that may carry another request.
 func (c *wireClient) put(key string, wc *wireConn) {
 	wc.idleSince = time.Now()
 	c.mu.Lock()
-	if !c.closed && len(c.idle[key]) < c.perHost {
+	if !c.closed && len(c.idle[key]) < c.perHost && c.idleCount < c.maxIdle {
 		c.idle[key] = append(c.idle[key], wc)
+		c.idleCount++
 		c.mu.Unlock()
 		return
 	}
@@ -196,6 +231,7 @@ func (c *wireClient) closeIdle(all bool) {
 		for _, wc := range list {
 			if all || now.Sub(wc.idleSince) >= idleTimeout {
 				wc.conn.Close()
+				c.idleCount--
 				continue
 			}
 			kept = append(kept, wc)
@@ -220,32 +256,40 @@ type exchange struct {
 
 // post sends body to e with the given headers (Host and Content-Length are added) and reads the
 // response head. The whole exchange, the caller's reading of the body included, must end by
-// deadline; cancelling abort (the dispatcher's Stop) ends it at once. A reused connection that
-// the receiver closed while it was idle (no byte of a response came) is replaced by a new one
-// once: the receiver did not see the request.
+// deadline; cancelling abort (the dispatcher's Stop) ends it at once. When writing to a reused
+// connection fails because the receiver closed it, the request goes once more on another: the
+// receiver cannot have had all of it. Nothing else is retried here (the retry schedule does),
+// as net/http would not retry such a POST either: a receiver that read the request and closed
+// without answering may have acted on it.
 func (c *wireClient) post(abort context.Context, e *endpoint, headers []headerPair, body []byte, deadline time.Time) (*exchange, error) {
-	for {
+	for retried := false; ; retried = true {
 		wc, err := c.get(abort, e, deadline)
 		if err != nil {
 			return nil, err
 		}
-		// Stop ends the exchange, the caller's reading of the body included, at once.
+		// Stop ends the exchange, the caller's reading of the body included, at once: its
+		// deadline in the past is set after this one.
+		if err := wc.conn.SetDeadline(deadline); err != nil {
+			wc.conn.Close()
+			return nil, err
+		}
 		stop := context.AfterFunc(abort, func() { wc.conn.SetDeadline(time.Unix(1, 0)) })
-		resp, err := c.roundTrip(wc, e, headers, body, deadline)
+		resp, err := c.roundTrip(wc, e, headers, body)
 		if err == nil {
 			return &exchange{resp: resp, wc: wc, key: e.key, stop: stop}, nil
 		}
 		stop()
 		wc.conn.Close()
 		var closed closedEarly
-		if !wc.reused || !errors.As(err, &closed) || abort.Err() != nil {
+		if retried || !wc.reused || !errors.As(err, &closed) || abort.Err() != nil {
 			return nil, err
 		}
 	}
 }
 
-// closedEarly is the error of a connection that the receiver closed before any byte of a
-// response came: on a reused connection, the sign that it was closed while idle.
+// closedEarly is the error of a write to a connection the receiver had closed: the receiver
+// cannot have the whole request. On a reused connection it was closed while idle, just after
+// idleClean looked.
 type closedEarly struct{ error }
 
 func (e closedEarly) Unwrap() error { return e.error }
@@ -258,11 +302,7 @@ func asClosedEarly(err error) error {
 	return err
 }
 
-func (c *wireClient) roundTrip(wc *wireConn, e *endpoint, headers []headerPair, body []byte, deadline time.Time) (*http.Response, error) {
-	if err := wc.conn.SetDeadline(deadline); err != nil {
-		return nil, err
-	}
-
+func (c *wireClient) roundTrip(wc *wireConn, e *endpoint, headers []headerPair, body []byte) (*http.Response, error) {
 	h := append(wc.head[:0], "POST "...)
 	h = append(h, e.requestURI...)
 	h = append(h, " HTTP/1.1\r\nHost: "...)
@@ -277,12 +317,9 @@ func (c *wireClient) roundTrip(wc *wireConn, e *endpoint, headers []headerPair, 
 	h = strconv.AppendInt(h, int64(len(body)), 10)
 	h = append(h, "\r\n\r\n"...)
 	wc.head = h
-	wc.meter.left = maxResponseBytes
+	wc.meter.left = maxResponseHead
 	bufs := net.Buffers{h, body}
 	if _, err := bufs.WriteTo(wc.conn); err != nil {
-		return nil, asClosedEarly(err)
-	}
-	if _, err := wc.br.Peek(1); err != nil {
 		return nil, asClosedEarly(err)
 	}
 	for {
@@ -294,6 +331,7 @@ func (c *wireClient) roundTrip(wc *wireConn, e *endpoint, headers []headerPair, 
 		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
 			continue
 		}
+		wc.meter.left += maxResponseBody + maxDrain + 64<<10 // the body, and chunks' framing
 		return resp, nil
 	}
 }

@@ -22,7 +22,7 @@ import (
 // loopbackClient is a wireClient allowed to dial loopback receivers.
 func loopbackClient(t *testing.T) *wireClient {
 	t.Helper()
-	c := newWireClient(netguard.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, nil), 4)
+	c := newWireClient(netguard.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, nil), 4, 16)
 	t.Cleanup(func() { c.closeIdle(true) })
 	return c
 }
@@ -50,7 +50,7 @@ type countingServer struct {
 	requests, conns atomic.Int64
 }
 
-func newCountingServer(t *testing.T, h http.HandlerFunc) *countingServer {
+func newCountingServer(t *testing.T, h http.HandlerFunc, configure ...func(*http.Server)) *countingServer {
 	s := &countingServer{}
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
@@ -60,6 +60,9 @@ func newCountingServer(t *testing.T, h http.HandlerFunc) *countingServer {
 		if st == http.StateNew {
 			s.conns.Add(1)
 		}
+	}
+	for _, f := range configure {
+		f(s.Config)
 	}
 	s.Start()
 	t.Cleanup(s.Close)
@@ -87,8 +90,8 @@ func TestWireReusesConnections(t *testing.T) {
 }
 
 func TestWireReplacesConnectionClosedWhileIdle(t *testing.T) {
-	srv := newCountingServer(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
-	srv.Config.IdleTimeout = 20 * time.Millisecond
+	srv := newCountingServer(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) },
+		func(s *http.Server) { s.IdleTimeout = 20 * time.Millisecond })
 	c := loopbackClient(t)
 	for i := range 3 {
 		if code, _, err := wirePost(t, c, srv.URL, 5*time.Second); err != nil || code != 204 {
@@ -204,7 +207,7 @@ func TestWireResponseFraming(t *testing.T) {
 		{"connection close", answer("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", true), 200, "ok", 2},
 		{"bytes after the answer", answer("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokJUNK", false), 200, "ok", 2},
 		{"body up to the close", answer("HTTP/1.1 500 Internal Server Error\r\n\r\nbroken", true), 500, "broken", 2},
-		{"endless head", answer("HTTP/1.1 200 OK\r\nX: "+strings.Repeat("y", maxResponseBytes)+"\r\n\r\n", false), 0, "", 2},
+		{"endless head", answer("HTTP/1.1 200 OK\r\nX: "+strings.Repeat("y", maxResponseHead)+"\r\n\r\n", false), 0, "", 2},
 		{"body too long to drain", answer("HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(big))+"\r\n\r\n"+big, false), 200, big[:maxResponseBody], 2},
 	}
 	for _, tc := range tests {
@@ -226,6 +229,59 @@ func TestWireResponseFraming(t *testing.T) {
 				t.Errorf("got %d requests on %d connections, want 2 on %d", reqs, conns, tc.wantConns)
 			}
 		})
+	}
+}
+
+// Whatever a receiver sends on an idle connection is not taken for the next request's answer:
+// a late second response, or the 408 some servers send before closing an idle connection.
+func TestWireIdleConnectionThatSpokeIsNotReused(t *testing.T) {
+	for _, late := range []string{
+		"HTTP/1.1 201 Created\r\nContent-Length: 5\r\n\r\nstale",
+		"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+	} {
+		sent := make(chan struct{})
+		srv := newScriptedServer(t,
+			func(w io.Writer) bool {
+				_, _ = io.WriteString(w, "HTTP/1.1 204 No Content\r\n\r\n")
+				time.Sleep(20 * time.Millisecond)
+				_, _ = io.WriteString(w, late)
+				close(sent)
+				return true
+			},
+			answer("HTTP/1.1 204 No Content\r\n\r\n", false))
+		c := loopbackClient(t)
+		if code, _, err := wirePost(t, c, srv.url(), 5*time.Second); err != nil || code != 204 {
+			t.Fatalf("first request: got %d %v", code, err)
+		}
+		<-sent
+		time.Sleep(20 * time.Millisecond) // the late bytes arrive
+		if code, body, err := wirePost(t, c, srv.url(), 5*time.Second); err != nil || code != 204 {
+			t.Errorf("after %.20q: got %d %q %v, want the receiver's 204 on a new connection", late, code, body, err)
+		}
+	}
+}
+
+// A receiver that reads a request and closes without answering may have acted on it: the
+// request is not sent again (the retry schedule decides), however many idle connections there are.
+func TestWireRequestReadThenHungUpIsNotResent(t *testing.T) {
+	ok := answer("HTTP/1.1 204 No Content\r\n\r\n", false)
+	hangUp := answer("", true)
+	srv := newScriptedServer(t, ok, ok, ok, hangUp, hangUp, hangUp, hangUp)
+	c := loopbackClient(t)
+	var wg sync.WaitGroup
+	for range 3 { // three idle connections
+		wg.Go(func() {
+			if code, _, err := wirePost(t, c, srv.url(), 5*time.Second); err != nil || code != 204 {
+				t.Errorf("warm-up: got %d %v", code, err)
+			}
+		})
+	}
+	wg.Wait()
+	if _, _, err := wirePost(t, c, srv.url(), 5*time.Second); err == nil {
+		t.Error("got an answer from a receiver that hung up")
+	}
+	if reqs, _ := srv.counts(); reqs != 4 {
+		t.Errorf("the receiver read %d requests, want 4 (3 + the one, once)", reqs)
 	}
 }
 

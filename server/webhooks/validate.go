@@ -92,12 +92,23 @@ func parseCustomHeaders(field string, raw json.RawMessage) (map[string]string, e
 		if slices.Contains(reservedHeaders, lower) || strings.HasPrefix(lower, "x-webhook-") {
 			return nil, apperr.BadInput(field+"."+name, "is set by eventgate and cannot be replaced")
 		}
-		if len(value) > maxHeaderValue || strings.ContainsAny(value, "\r\n\x00") {
-			return nil, apperr.BadInput(field+"."+name, "value must be at most %d characters without line breaks", maxHeaderValue)
+		if len(value) > maxHeaderValue || !validHeaderValue(value) {
+			return nil, apperr.BadInput(field+"."+name, "value must be at most %d characters without line breaks or other control characters", maxHeaderValue)
 		}
 		out[http.CanonicalHeaderKey(name)] = value
 	}
 	return out, nil
+}
+
+// validHeaderValue accepts RFC 9110 field-value characters: visible ones, spaces, tabs and
+// obs-text (bytes from 0x80), no other control character. Requests carry the value as it is.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // validHeaderName accepts RFC 9110 token characters.
