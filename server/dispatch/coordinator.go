@@ -50,15 +50,19 @@ func newCoordinator() coordinator {
 // maxBatch bounds the outcomes recorded in one transaction.
 const maxBatch = 512
 
-// Results are recorded once recordBatch of them are waiting or the first has waited recordDelay:
-// each commit waits for the disk and costs ≈ 300 µs of CPU in fsync here, and writes every page
-// it touched (the B-trees' edges and inner pages each time), so fewer, larger commits pay for
-// the short wait: at 25 ms rather than 10, a drain wrote a fifth fewer WAL frames per delivery
+// Results are recorded once recordBatch of them are waiting or the first has waited recordDelay,
+// or drainRecordDelay while some lane has more due than it could claim: each commit waits for
+// the disk and costs ≈ 300 µs of CPU in fsync here, and writes every page it touched (the
+// B-trees' edges and inner pages each time), so fewer, larger commits pay for the short wait
 // (the claims that refill the lanes go into the same transaction; the lanes' prefetch covers
-// the wait).
+// the wait). Draining a backlog at 25 ms rather than 10 wrote a fifth fewer WAL frames per
+// delivery; without a backlog the shorter wait keeps the transactions, which hold SQLite's
+// write lock that publishing events needs too, short (scenario 3 of cmd/eventgate-bench:
+// publish→first attempt p50 16 → 36 ms with 25 ms always).
 const (
-	recordBatch = 512
-	recordDelay = 25 * time.Millisecond
+	recordBatch      = 512
+	recordDelay      = 10 * time.Millisecond
+	drainRecordDelay = 25 * time.Millisecond
 )
 
 // laneIdle is how long an unused lane (and its cached secrets) is kept.
@@ -99,7 +103,7 @@ func (d *Dispatcher) run(ctx context.Context) {
 				claimNow = d.flush() || claimNow
 			} else if !d.co.recordArmed {
 				d.co.recordArmed = true
-				d.co.recordTimer.Reset(recordDelay)
+				d.co.recordTimer.Reset(d.recordWait())
 			}
 		case <-d.co.recordTimer.C:
 			d.co.recordArmed = false
@@ -144,6 +148,19 @@ func (d *Dispatcher) flush() (claimNow bool) {
 	}
 	clear(d.co.unrecorded[:cap(d.co.unrecorded)])
 	return claimNow
+}
+
+// recordWait is how long the first result in the inbox may wait for others to be recorded with.
+func (d *Dispatcher) recordWait() time.Duration {
+	if d.co.backlog {
+		return drainRecordDelay
+	}
+	for _, l := range d.co.lanes {
+		if l.backlog {
+			return drainRecordDelay
+		}
+	}
+	return recordDelay
 }
 
 // wantsClaim says whether freed capacity is worth a claim now: half the global budget when due
