@@ -135,6 +135,16 @@ func (e *testEnv) newDispatcher(cfg Config, hooks Hooks) *Dispatcher {
 	return New(e.client, e.box, e.guard, cfg, hooks, slog.New(slog.DiscardHandler))
 }
 
+// webhooks creates n webhooks for url.
+func (e *testEnv) webhooks(t testing.TB, url string, n int) []*ent.Webhook {
+	t.Helper()
+	hooks := make([]*ent.Webhook, n)
+	for i := range hooks {
+		hooks[i], _ = e.webhook(t, url)
+	}
+	return hooks
+}
+
 // hookOpts change a webhook before it is created.
 type hookOpt func(*ent.WebhookCreate)
 

@@ -99,11 +99,7 @@ func TestImmediateRetriesReclaimedInRecordTx(t *testing.T) {
 			mu.Unlock()
 			w.WriteHeader(http.StatusInternalServerError)
 		})
-		var hooks []*ent.Webhook
-		for range 3 {
-			w, _ := e.webhook(t, rc.URL)
-			hooks = append(hooks, w)
-		}
+		hooks := e.webhooks(t, rc.URL, 3)
 		var ids []int
 		for i := range 60 {
 			ids = append(ids, e.deliver(t, hooks[i%3], e.event(t, "user.created", userPayload)).ID)
@@ -375,11 +371,7 @@ func TestTwoInstancesClaimDisjointly(t *testing.T) {
 		mu.Unlock()
 		w.WriteHeader(http.StatusOK)
 	})
-	var hooks []*ent.Webhook
-	for range 4 {
-		w, _ := e.webhook(t, rc.URL)
-		hooks = append(hooks, w)
-	}
+	hooks := e.webhooks(t, rc.URL, 4)
 	var ids []int
 	ev := e.event(t, "user.created", userPayload)
 	for i := range 1200 {

@@ -94,11 +94,7 @@ func TestDispatcherStatementsRepeat(t *testing.T) {
 	}}
 	e := newEnvOn(t, ent.NewClient(ent.Driver(rec)))
 	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, n int) { w.WriteHeader(http.StatusOK) })
-	var hooks []*ent.Webhook
-	for range 3 {
-		w, _ := e.webhook(t, rc.URL)
-		hooks = append(hooks, w)
-	}
+	hooks := e.webhooks(t, rc.URL, 3)
 	ev := e.event(t, "user.created", `{"user_id":"u1"}`)
 	var ids []int
 	for i := range 300 {
