@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -237,13 +236,10 @@ func requestBody(format webhook.PayloadFormat, ev *ent.Event) []byte {
 	return append(b, '}')
 }
 
-// classify maps a request error to its DeliveryErrorCode and a message for admins. The message
-// leaves out the URL, which url.Error repeats and which may carry a token.
+// classify maps a request error to its DeliveryErrorCode and a message for admins. The errors
+// come from the dial, TLS and the connection, none of which names the URL (which may carry a
+// token).
 func classify(deadline time.Time, err error, timeout time.Duration) (deliveryattempt.ErrorCode, string) {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
 	var (
 		blocked *netguard.BlockedError
 		dnsErr  *net.DNSError

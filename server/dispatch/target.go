@@ -54,8 +54,7 @@ type lane struct {
 // the row's updated_at changes. It is immutable but for the signer cache.
 type target struct {
 	updatedAt time.Time
-	url       string
-	endpoint  *endpoint // nil when url cannot be requested (the attempt says so)
+	endpoint  *endpoint // nil when the URL cannot be requested (the attempt says so)
 	format    webhook.PayloadFormat
 	timeout   time.Duration
 	rate      int // requests per second; 0 = unlimited
@@ -104,7 +103,6 @@ func (d *Dispatcher) targetFor(l *lane, w *ent.Webhook, now time.Time) (*target,
 	}
 	t := &target{
 		updatedAt: w.UpdatedAt,
-		url:       w.URL,
 		format:    w.PayloadFormat,
 		timeout:   time.Duration(w.TimeoutSeconds) * time.Second,
 	}
