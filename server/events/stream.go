@@ -42,20 +42,21 @@ func (s *Service) Stream(ctx context.Context, types []string, after *int64, buff
 // follow feeds out until ctx ends: catch up from the log, then live from the bus.
 func (s *Service) follow(ctx context.Context, out chan<- *ent.Event, types []string, last int64, buffer int) {
 	defer close(out)
-	defer streamctl.End(ctx)
+	tracker := streamctl.From(ctx)
+	defer tracker.End()
 	want := func(e *ent.Event) bool { return types == nil || containsString(types, e.Type) }
 	send := func(e *ent.Event, replay bool) bool {
 		it := streamctl.Item{Cursor: string(scalar.CursorFor(int64(e.ID))), Replay: replay, Key: int64(e.ID)}
 		// Rendered for another subscriber of the same operation: hand over the bytes only.
-		if data, ok := streamctl.Rendered(ctx, it.Key); ok {
+		if data, ok := tracker.Rendered(it.Key); ok {
 			it.Data = data
-			if !streamctl.Emit(ctx, it) {
+			if !tracker.Emit(ctx, it) {
 				return false
 			}
 			last = int64(e.ID)
 			return true
 		}
-		if !streamctl.Emit(ctx, it) {
+		if !tracker.Emit(ctx, it) {
 			return false
 		}
 		select {
@@ -110,6 +111,7 @@ func (s *Service) follow(ctx context.Context, out chan<- *ent.Event, types []str
 // followLive hands every value of sub to handle until handle or ctx says stop (false) or sub
 // lags (true: it missed values).
 func followLive[T any](ctx context.Context, sub *eventbus.Subscription[T], handle func(T) bool) (lagged bool) {
+	done := ctx.Done() // looked up once: ctx is deep
 	for {
 		for {
 			v, ok, lag := sub.Next()
@@ -124,7 +126,7 @@ func followLive[T any](ctx context.Context, sub *eventbus.Subscription[T], handl
 			}
 		}
 		select {
-		case <-ctx.Done():
+		case <-done:
 			return false
 		case <-sub.Ready():
 		}

@@ -53,43 +53,46 @@ func WithTracker(ctx context.Context, t Tracker) context.Context {
 	return context.WithValue(ctx, trackerKey{}, t)
 }
 
-func from(ctx context.Context) Tracker {
-	t, _ := ctx.Value(trackerKey{}).(Tracker)
-	return t
+// From returns the tracker a transport put in ctx, or one that tracks nothing. A resolver that
+// reports many items looks it up once: by then ctx is a long chain of values, and every lookup
+// walks it.
+func From(ctx context.Context) Tracker {
+	if t, ok := ctx.Value(trackerKey{}).(Tracker); ok {
+		return t
+	}
+	return untracked{}
 }
+
+// untracked is the Tracker of a resolver no transport listens to.
+type untracked struct{}
+
+func (untracked) Start(string) {}
+
+func (untracked) Emit(ctx context.Context, _ Item) bool { return ctx.Err() == nil }
+
+func (untracked) Rendered(int64) ([]byte, bool) { return nil, false }
+
+func (untracked) End() {}
 
 // Start reports a subscription's starting cursor to the transport, if one listens. A resolver
 // that calls it must call End on every path afterwards, panics and errors included: the
 // transport counts the operation as running until End, and waits for it when the connection or
 // the server shuts down.
-func Start(ctx context.Context, cursor string) {
-	if t := from(ctx); t != nil {
-		t.Start(cursor)
-	}
-}
+func Start(ctx context.Context, cursor string) { From(ctx).Start(cursor) }
 
 // Emit reports an item to the transport, if one listens; false means ctx ended.
-func Emit(ctx context.Context, it Item) bool {
-	if t := from(ctx); t != nil {
-		return t.Emit(ctx, it)
-	}
-	return ctx.Err() == nil
-}
+func Emit(ctx context.Context, it Item) bool { return From(ctx).Emit(ctx, it) }
 
 // Rendered looks an item up in the transport's render cache.
 func Rendered(ctx context.Context, key int64) ([]byte, bool) {
-	if t := from(ctx); t != nil && key != 0 {
-		return t.Rendered(key)
+	if key == 0 {
+		return nil, false
 	}
-	return nil, false
+	return From(ctx).Rendered(key)
 }
 
 // End reports the end of the items.
-func End(ctx context.Context) {
-	if t := from(ctx); t != nil {
-		t.End()
-	}
-}
+func End(ctx context.Context) { From(ctx).End() }
 
 // Queue is the Tracker transports use: it hands items over one at a time, in emit order, to
 // a consumer goroutine that exists only while an item is in its hands (see SetConsumer), or to
@@ -191,7 +194,8 @@ func (q *Queue) endDueLocked() bool {
 
 // Emit implements Tracker.
 func (q *Queue) Emit(ctx context.Context, it Item) bool {
-	if ctx.Err() != nil {
+	done := ctx.Done() // looked up once: ctx is deep
+	if closed(done) {
 		return false
 	}
 	q.mu.Lock()
@@ -204,7 +208,7 @@ func (q *Queue) Emit(ctx context.Context, it Item) bool {
 		q.mu.Unlock()
 		// pending is 0 and the resolver emits from one goroutine, so nothing is in flight
 		// that this item could overtake.
-		return direct(it) && ctx.Err() == nil
+		return direct(it) && !closed(done)
 	}
 	q.pending++
 	spawn := q.consume != nil && !q.consuming
@@ -218,10 +222,20 @@ func (q *Queue) Emit(ctx context.Context, it Item) bool {
 	select {
 	case q.items <- it:
 		return true
-	case <-ctx.Done():
+	case <-done:
 		q.mu.Lock()
 		q.pending--
 		q.mu.Unlock()
+		return false
+	}
+}
+
+// closed reports whether done is closed, without waiting.
+func closed(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
 		return false
 	}
 }

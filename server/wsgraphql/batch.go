@@ -2,9 +2,13 @@ package wsgraphql
 
 import (
 	"bufio"
+	"encoding/binary"
 	"net"
 	"net/http"
 	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // batchLimit is how many bytes a held batchConn collects before it writes them out anyway:
@@ -12,53 +16,96 @@ import (
 // large frames does not pin memory.
 const batchLimit = 32 << 10
 
-// batchConn is the socket under gorilla's Conn. gorilla writes every message with its own
-// write(2); while the connection's writer holds the batchConn (hold … release), writes collect
-// in a pooled buffer instead, and release sends them with one write. Frames written by other
-// goroutines meanwhile (gorilla's pong from the reader) join the batch in the order gorilla
-// serialised them. Outside a batch writes go straight through.
+// batchConn is the socket under gorilla's Conn, and the way the connection's writer sends its
+// text messages. The writer frames them itself (writeText): a server's text frame is a header
+// of two to ten bytes and the payload, unmasked and, without compression, unchanged, so going
+// through gorilla would only copy each message twice and set the socket's deadline once per
+// message. gorilla still writes the control frames (pings, pongs, close), each with one Write.
 //
-// Write deadlines still hold: gorilla sets the deadline on this conn (and so on the socket)
-// before each message, and the buffered bytes are written under the last one set.
+// While the writer holds the batchConn (hold … release), frames collect in a pooled buffer and
+// release sends them with one write(2). Frames written by other goroutines meanwhile (gorilla's
+// pong from the reader) join the batch in order. Outside a batch writes go straight through.
 type batchConn struct {
 	net.Conn
 	pool *sync.Pool
+	// timeout bounds each write(2) of the writer's frames. The socket's deadline is moved
+	// only when less than three quarters of it are left, not for every write.
+	timeout time.Duration
 
-	mu      sync.Mutex
-	holding bool
-	buf     *[]byte
-	err     error // sticky: the socket failed in a buffered write
+	mu        sync.Mutex
+	holding   bool
+	buf       *[]byte
+	err       error     // sticky: the socket failed in a buffered write
+	closeSent bool      // gorilla wrote a close frame: no message may follow it
+	deadline  time.Time // the socket's write deadline as last set
 }
 
-func newBatchConn(c net.Conn, pool *sync.Pool) *batchConn {
-	return &batchConn{Conn: c, pool: pool}
+func newBatchConn(c net.Conn, pool *sync.Pool, timeout time.Duration) *batchConn {
+	return &batchConn{Conn: c, pool: pool, timeout: timeout}
 }
 
-// Write implements net.Conn.
+// SetWriteDeadline implements net.Conn; gorilla calls it before each control frame.
+func (b *batchConn) SetWriteDeadline(t time.Time) error {
+	b.mu.Lock()
+	b.deadline = t
+	b.mu.Unlock()
+	return b.Conn.SetWriteDeadline(t)
+}
+
+// Write implements net.Conn for gorilla, which writes its handshake answer and then each control
+// frame with one call: a write that starts with the first byte of a close frame is one.
 func (b *batchConn) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.err != nil {
 		return 0, b.err
 	}
+	if len(p) > 0 && p[0] == 0x80|websocket.CloseMessage {
+		b.closeSent = true
+	}
 	if !b.holding {
 		return b.Conn.Write(p)
 	}
-	if b.buf == nil {
-		if v, ok := b.pool.Get().(*[]byte); ok {
-			b.buf = v
-		} else {
-			buf := make([]byte, 0, batchLimit)
-			b.buf = &buf
-		}
-	}
-	*b.buf = append(*b.buf, p...)
-	if len(*b.buf) >= batchLimit {
-		if err := b.writeOutLocked(); err != nil {
-			return 0, err
-		}
+	*b.bufLocked() = append(*b.buf, p...)
+	if err := b.spillLocked(); err != nil {
+		return 0, err
 	}
 	return len(p), nil
+}
+
+// writeText sends one text message, head followed by tail, as a single final frame. After a
+// close frame it sends nothing and returns websocket.ErrCloseSent, as gorilla would.
+func (b *batchConn) writeText(head, tail []byte) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil {
+		return b.err
+	}
+	if b.closeSent {
+		return websocket.ErrCloseSent
+	}
+	buf := appendTextHeader(*b.bufLocked(), len(head)+len(tail))
+	*b.buf = append(append(buf, head...), tail...)
+	if !b.holding {
+		err := b.writeOutLocked()
+		b.putBufLocked()
+		return err
+	}
+	return b.spillLocked()
+}
+
+// appendTextHeader appends the header of an unmasked final text frame of n payload bytes
+// (RFC 6455 §5.2).
+func appendTextHeader(buf []byte, n int) []byte {
+	const finText = 0x80 | websocket.TextMessage
+	switch {
+	case n < 126:
+		return append(buf, finText, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(buf, finText, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(buf, finText, 127), uint64(n))
+	}
 }
 
 // hold starts a batch: writes are collected until release.
@@ -74,14 +121,41 @@ func (b *batchConn) release() error {
 	defer b.mu.Unlock()
 	b.holding = false
 	err := b.writeOutLocked()
-	if b.buf != nil {
-		if cap(*b.buf) <= 2*batchLimit {
-			*b.buf = (*b.buf)[:0]
-			b.pool.Put(b.buf)
-		}
-		b.buf = nil
-	}
+	b.putBufLocked()
 	return err
+}
+
+// bufLocked returns the batch buffer, taking one from the pool if there is none.
+func (b *batchConn) bufLocked() *[]byte {
+	if b.buf == nil {
+		if v, ok := b.pool.Get().(*[]byte); ok {
+			b.buf = v
+		} else {
+			buf := make([]byte, 0, batchLimit)
+			b.buf = &buf
+		}
+	}
+	return b.buf
+}
+
+// putBufLocked gives an emptied buffer back to the pool, unless a huge message grew it.
+func (b *batchConn) putBufLocked() {
+	if b.buf == nil {
+		return
+	}
+	if cap(*b.buf) <= 2*batchLimit {
+		*b.buf = (*b.buf)[:0]
+		b.pool.Put(b.buf)
+	}
+	b.buf = nil
+}
+
+// spillLocked writes the batch out once it reached batchLimit.
+func (b *batchConn) spillLocked() error {
+	if len(*b.buf) < batchLimit {
+		return nil
+	}
+	return b.writeOutLocked()
 }
 
 func (b *batchConn) writeOutLocked() error {
@@ -90,6 +164,13 @@ func (b *batchConn) writeOutLocked() error {
 	}
 	if b.buf == nil || len(*b.buf) == 0 {
 		return nil
+	}
+	if now := time.Now(); b.timeout > 0 && (b.deadline.IsZero() || b.deadline.Sub(now) < b.timeout*3/4) {
+		b.deadline = now.Add(b.timeout)
+		if err := b.Conn.SetWriteDeadline(b.deadline); err != nil {
+			b.err = err
+			return err
+		}
 	}
 	_, err := b.Conn.Write(*b.buf)
 	*b.buf = (*b.buf)[:0]

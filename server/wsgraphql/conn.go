@@ -33,8 +33,6 @@ type conn struct {
 	ws    *websocket.Conn
 	net   net.Conn   // the socket itself
 	batch *batchConn // between gorilla and net: the writer's batches of frames
-	// scratch is the writer's buffer for joining a frame's parts, held during a flush only.
-	scratch *[]byte
 	exec    graphql.GraphExecutor
 	header  http.Header
 	legacy  bool
@@ -397,12 +395,6 @@ const flushBatch = 64
 func (c *conn) flush() bool {
 	c.batch.hold()
 	ok := c.flushFrames()
-	if c.scratch != nil {
-		if cap(*c.scratch) <= batchLimit {
-			c.t.scratchBufs.Put(c.scratch)
-		}
-		c.scratch = nil
-	}
 	if err := c.batch.release(); err != nil {
 		c.logger().Debug("websocket write failed; dropping it", "err", err)
 		c.kill()
@@ -454,13 +446,10 @@ func (c *conn) flushFrames() bool {
 		c.mu.Unlock()
 
 		f, st, more := op.q.Pop()
-		var frame []byte
+		var frame, tail []byte
 		switch st {
 		case substream.Data:
-			frame = f.Data
-			if f.Tail != nil {
-				frame = c.join(f.Data, f.Tail)
-			}
+			frame, tail = f.Data, f.Tail
 		case substream.Final:
 			frame = f.Data
 			c.finish(op)
@@ -469,7 +458,7 @@ func (c *conn) flushFrames() bool {
 			c.finish(op)
 			c.logger().Info("subscription dropped: slow consumer", "id", op.id, "cursor", f.Cursor)
 		}
-		if frame != nil && !c.write(frame) {
+		if frame != nil && !c.check(c.batch.writeText(frame, tail)) {
 			return false
 		}
 		if more {
@@ -478,23 +467,6 @@ func (c *conn) flushFrames() bool {
 			c.mu.Unlock()
 		}
 	}
-}
-
-// join returns head followed by tail in the writer's scratch buffer, valid until the next
-// join: gorilla copies a message before WriteMessage returns. The buffer is borrowed from the
-// transport for one flush, so an idle connection holds none.
-func (c *conn) join(head, tail []byte) []byte {
-	if c.scratch == nil {
-		if v, ok := c.t.scratchBufs.Get().(*[]byte); ok {
-			c.scratch = v
-		} else {
-			buf := make([]byte, 0, 1024)
-			c.scratch = &buf
-		}
-	}
-	b := append(append((*c.scratch)[:0], head...), tail...)
-	*c.scratch = b
-	return b
 }
 
 // finish forgets an operation whose last frame the writer took, freeing its id.
@@ -507,11 +479,10 @@ func (c *conn) finish(op *operation) {
 	c.mu.Unlock()
 }
 
-// write sends one text message under the write deadline. On failure the socket is dropped,
+// write sends one text message under the write timeout. On failure the socket is dropped,
 // unless a close frame went out already (then the reader is finishing the close handshake).
 func (c *conn) write(frame []byte) bool {
-	_ = c.ws.SetWriteDeadline(time.Now().Add(c.t.cfg.WriteTimeout))
-	return c.check(c.ws.WriteMessage(websocket.TextMessage, frame))
+	return c.check(c.batch.writeText(frame, nil))
 }
 
 func (c *conn) check(err error) bool {

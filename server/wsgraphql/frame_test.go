@@ -2,11 +2,18 @@ package wsgraphql
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/99designs/gqlgen/graphql"
 
@@ -51,9 +58,8 @@ func TestNextFrame(t *testing.T) {
 
 // BenchmarkNextFrame renders one event's next frame for 1,000 subscribers of the same
 // operation, as a fan-out does: the payload is encoded once, each frame is the subscriber's
-// prefix followed by the shared payload and "}", joined in the writer's scratch buffer. The
-// "marshal" case is the former way, json.Marshal per
-// subscriber, for comparison.
+// prefix followed by the shared payload and "}", framed into the writer's batch buffer. The
+// "marshal" case is the former way, json.Marshal per subscriber, for comparison.
 //
 //	go test -run '^$' -bench NextFrame ./server/wsgraphql/
 func BenchmarkNextFrame(b *testing.B) {
@@ -66,11 +72,12 @@ func BenchmarkNextFrame(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			shared := encs[0].Shared(substream.Payload(&graphql.Response{Data: sampleData}))
-			var scratch []byte
+			var batch []byte
 			for _, e := range encs {
 				f := e.Next(shared)
-				// What the writer does with it: join the parts in its scratch buffer.
-				scratch = append(append(scratch[:0], f.Data...), f.Tail...)
+				// What the writer does with it: frame the parts into its batch buffer.
+				batch = appendTextHeader(batch[:0], len(f.Data)+len(f.Tail))
+				batch = append(append(batch, f.Data...), f.Tail...)
 			}
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*subscribers), "ns/frame")
@@ -105,7 +112,7 @@ func TestBatchConn(t *testing.T) {
 	t.Cleanup(func() { server.Close(); client.Close() })
 	var pool sync.Pool
 	counted := &countConn{Conn: server}
-	bc := newBatchConn(counted, &pool)
+	bc := newBatchConn(counted, &pool, time.Second)
 	got := make(chan []byte, 1)
 	go func() {
 		b, _ := io.ReadAll(client)
@@ -130,4 +137,99 @@ func TestBatchConn(t *testing.T) {
 	if counted.writes != 2 {
 		t.Errorf("socket writes: got %d, want 2 (one batch, one direct)", counted.writes)
 	}
+}
+
+// TestWriteTextFrames checks the frames the writer makes itself against gorilla's client, at
+// the sizes where the length encoding changes, in a batch and outside one, with gorilla's control
+// frames in between; and that nothing follows gorilla's close frame.
+func TestWriteTextFrames(t *testing.T) {
+	bc, gw, ws := upgradedPair(t)
+	sizes := []int{0, 1, 125, 126, 127, 0xffff, 0x10000, batchLimit + 1}
+	want := make([]string, len(sizes))
+	for i, n := range sizes {
+		want[i] = strings.Repeat(string(rune('a'+i)), n)
+	}
+	pings := make(chan string, len(sizes))
+	ws.SetPingHandler(func(data string) error { pings <- data; return nil })
+	got := make(chan error, 1)
+	go func() {
+		for i, w := range want {
+			typ, p, err := ws.ReadMessage()
+			if err != nil {
+				got <- fmt.Errorf("message %d: %w", i, err)
+				return
+			}
+			if typ != websocket.TextMessage || string(p) != w {
+				got <- fmt.Errorf("message %d: got type %d, %d bytes, want text of %d bytes", i, typ, len(p), len(w))
+				return
+			}
+		}
+		_, _, err := ws.ReadMessage()
+		got <- err
+	}()
+	for i, w := range want {
+		// Split the payload as the writer's frames come: a head and a shared tail.
+		head, tail := []byte(w[:len(w)/3]), []byte(w[len(w)/3:])
+		if i%2 == 0 {
+			bc.hold()
+		}
+		if err := bc.writeText(head, tail); err != nil {
+			t.Fatalf("writeText %d: %v", i, err)
+		}
+		if err := gw.WriteControl(websocket.PingMessage, []byte(fmt.Sprint(i)), time.Now().Add(time.Second)); err != nil {
+			t.Fatalf("ping %d: %v", i, err)
+		}
+		if i%2 == 0 {
+			if err := bc.release(); err != nil {
+				t.Fatalf("release %d: %v", i, err)
+			}
+		}
+	}
+	if err := gw.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(time.Second)); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if err := bc.writeText([]byte("after close"), nil); !errors.Is(err, websocket.ErrCloseSent) {
+		t.Errorf("writeText after the close frame: got %v, want ErrCloseSent", err)
+	}
+	err := <-got
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
+		t.Fatalf("reader: got %v, want every message then close 1000", err)
+	}
+	if len(pings) != len(sizes) {
+		t.Errorf("pings between the messages: got %d, want %d", len(pings), len(sizes))
+	}
+}
+
+// upgradedPair upgrades a real connection as the transport does: bc is the server's batchConn,
+// gw the server's gorilla Conn on it, ws the client's.
+func upgradedPair(t *testing.T) (bc *batchConn, gw, ws *websocket.Conn) {
+	t.Helper()
+	var pool sync.Pool
+	up := websocket.Upgrader{}
+	server := make(chan *websocket.Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hw := hijackWriter{ResponseWriter: w, wrap: func(nc net.Conn) net.Conn {
+			bc = newBatchConn(nc, &pool, time.Second)
+			return bc
+		}}
+		c, err := up.Upgrade(hw, r, nil)
+		if err != nil {
+			t.Errorf("upgrade: %v", err)
+		}
+		server <- c
+	}))
+	t.Cleanup(srv.Close)
+	ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	t.Cleanup(func() { ws.Close() })
+	gw = <-server
+	if gw == nil {
+		t.FailNow()
+	}
+	t.Cleanup(func() { gw.Close() })
+	return bc, gw, ws
 }

@@ -132,8 +132,6 @@ type Transport struct {
 	render *streamctl.RenderCache
 	// batchBufs holds the buffers of batchConns between batches, so an idle socket has none.
 	batchBufs sync.Pool
-	// scratchBufs holds the writers' buffers for joining a frame's parts, between flushes.
-	scratchBufs sync.Pool
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -178,7 +176,7 @@ func (t *Transport) Supports(r *http.Request) bool {
 func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	var batch *batchConn
 	hw := hijackWriter{ResponseWriter: w, wrap: func(nc net.Conn) net.Conn {
-		batch = newBatchConn(nc, &t.batchBufs)
+		batch = newBatchConn(nc, &t.batchBufs, t.cfg.WriteTimeout)
 		return batch
 	}}
 	ws, err := t.upgrader.Upgrade(hw, r, nil)
