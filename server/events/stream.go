@@ -44,6 +44,10 @@ func (s *Service) follow(ctx context.Context, out chan<- *ent.Event, types []str
 	defer close(out)
 	tracker := streamctl.From(ctx)
 	defer tracker.End()
+	// The resolver's context is a long chain of values, which Done walks on every call; a
+	// context of the stream's own answers Done at once, and every item asks it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	want := func(e *ent.Event) bool { return types == nil || containsString(types, e.Type) }
 	send := func(e *ent.Event, replay bool) bool {
 		it := streamctl.Item{Cursor: string(scalar.CursorFor(int64(e.ID))), Replay: replay, Key: int64(e.ID)}
@@ -111,7 +115,7 @@ func (s *Service) follow(ctx context.Context, out chan<- *ent.Event, types []str
 // followLive hands every value of sub to handle until handle or ctx says stop (false) or sub
 // lags (true: it missed values).
 func followLive[T any](ctx context.Context, sub *eventbus.Subscription[T], handle func(T) bool) (lagged bool) {
-	done := ctx.Done() // looked up once: ctx is deep
+	done := ctx.Done()
 	for {
 		for {
 			v, ok, lag := sub.Next()

@@ -194,7 +194,7 @@ func (q *Queue) endDueLocked() bool {
 
 // Emit implements Tracker.
 func (q *Queue) Emit(ctx context.Context, it Item) bool {
-	done := ctx.Done() // looked up once: ctx is deep
+	done := ctx.Done()
 	if closed(done) {
 		return false
 	}
