@@ -7,7 +7,10 @@
 // feeds the same Bus on every instance.
 package eventbus
 
-import "sync"
+import (
+	"runtime"
+	"sync"
+)
 
 // Bus is a topic of values of type T.
 type Bus[T any] struct {
@@ -23,7 +26,19 @@ type Bus[T any] struct {
 	// that values every subscriber has read are not kept alive. Clearing happens at Publish, so
 	// the last batch stays until the next one: at most len(ring) values on a quiet bus.
 	kept uint64
+
+	// Telling many subscribers is left to a waker goroutine, which runs while there is
+	// telling to do (see tell).
+	wakeMu  sync.Mutex
+	waking  bool // a waker runs and will make another pass if again is set
+	again   bool
+	pending []*Subscription[T] // the waker's snapshot of subs, reused between passes
 }
+
+// wakeChunk is how many subscribers are told at a time: a publisher tells this many itself;
+// the waker tells this many, then lets the goroutines they woke (and anything else runnable,
+// such as the next publish request) run before it tells more.
+const wakeChunk = 256
 
 // New makes an empty Bus.
 func New[T any]() *Bus[T] {
@@ -96,16 +111,71 @@ func (b *Bus[T]) Publish(values ...T) {
 	for b.kept = max(b.kept, oldest); b.kept < low; b.kept++ {
 		b.ring[b.kept%n] = zero
 	}
+	few := len(b.subs) <= wakeChunk
 	b.mu.Unlock()
-
-	b.mu.RLock()
-	for s := range b.subs {
-		select {
-		case s.ready <- struct{}{}:
-		default: // already told
+	if few {
+		b.mu.RLock()
+		for s := range b.subs {
+			s.tell()
 		}
+		b.mu.RUnlock()
+		return
 	}
-	b.mu.RUnlock()
+	b.tellMany()
+}
+
+// tellMany has the waker tell every subscriber, starting one when none runs. With thousands of
+// subscribers, telling them all at once would put thousands of goroutines in the scheduler's
+// queue, which runs them first come first served: the next publish request, and whatever else
+// eventgate does, would wait until every one of them had run. The waker tells them a chunk at a
+// time and yields between chunks, so other work gets through in the meantime; a subscriber not
+// yet told when the next value comes takes both in one go.
+func (b *Bus[T]) tellMany() {
+	b.wakeMu.Lock()
+	if b.waking {
+		b.again = true
+		b.wakeMu.Unlock()
+		return
+	}
+	b.waking = true
+	b.wakeMu.Unlock()
+	go b.wake()
+}
+
+// wake is the waker: it makes passes over the subscribers until no publish asked for another.
+func (b *Bus[T]) wake() {
+	for {
+		b.mu.RLock()
+		pending := b.pending[:0]
+		for s := range b.subs {
+			pending = append(pending, s)
+		}
+		b.mu.RUnlock()
+		for i, s := range pending {
+			s.tell()
+			if (i+1)%wakeChunk == 0 {
+				runtime.Gosched()
+			}
+		}
+		clear(pending) // closed subscriptions are not kept alive
+		b.wakeMu.Lock()
+		b.pending = pending[:0]
+		if !b.again {
+			b.waking = false
+			b.wakeMu.Unlock()
+			return
+		}
+		b.again = false
+		b.wakeMu.Unlock()
+	}
+}
+
+// tell signals the subscriber that something was published.
+func (s *Subscription[T]) tell() {
+	select {
+	case s.ready <- struct{}{}:
+	default: // already told
+	}
 }
 
 // Subscribers reports how many subscriptions are open.

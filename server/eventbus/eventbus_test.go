@@ -3,6 +3,7 @@ package eventbus
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // drain reads what s has waiting.
@@ -165,6 +166,42 @@ func TestConcurrentReadersSeeOrderedValuesOrLag(t *testing.T) {
 	for range 4 {
 		if err := <-done; err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestManySubscribersAreAllTold checks the waker: with more subscribers than a publisher tells
+// itself, every one is told of every publish, including publishes made while the waker is still
+// telling the others about an earlier one, and each reads every value in order.
+func TestManySubscribersAreAllTold(t *testing.T) {
+	b := New[int]()
+	subs := make([]*Subscription[int], 3*wakeChunk+1)
+	for i := range subs {
+		subs[i] = b.Subscribe(100)
+	}
+	got := make([][]int, len(subs))
+	for round := range 3 {
+		// Two publishes back to back: the second comes while the waker tells about the first.
+		b.Publish(2 * round)
+		b.Publish(2*round + 1)
+		for i, s := range subs {
+			for len(got[i]) < 2*round+2 {
+				select {
+				case <-s.Ready():
+				case <-time.After(5 * time.Second):
+					t.Fatalf("round %d: subscriber %d has %v and was not told of more", round, i, got[i])
+				}
+				vals, lagged := drain(t, s)
+				if lagged {
+					t.Fatalf("subscriber %d lagged", i)
+				}
+				got[i] = append(got[i], vals...)
+			}
+		}
+	}
+	for i, g := range got {
+		if fmt.Sprint(g) != "[0 1 2 3 4 5]" {
+			t.Fatalf("subscriber %d got %v, want [0 1 2 3 4 5]", i, g)
 		}
 	}
 }
