@@ -38,7 +38,7 @@ type Bus[T any] struct {
 // wakeChunk is how many subscribers are told at a time: a publisher tells this many itself;
 // the waker tells this many, then lets the goroutines they woke (and anything else runnable,
 // such as the next publish request) run before it tells more.
-const wakeChunk = 256
+const wakeChunk = 1024
 
 // New makes an empty Bus.
 func New[T any]() *Bus[T] {
