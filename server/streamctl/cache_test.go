@@ -32,3 +32,52 @@ func TestRenderCacheBounds(t *testing.T) {
 		t.Error("an oversized rendering was kept")
 	}
 }
+
+// TestRenderClaims checks that subscribers who find an item missing while another one renders it
+// wait for that rendering instead of rendering it again, and that a renderer that gives up lets
+// the next one claim the item.
+func TestRenderClaims(t *testing.T) {
+	c := NewRenderCache(10)
+	renderer, waiter, third := NewQueue(c, "op"), NewQueue(c, "op"), NewQueue(c, "op")
+	if _, ok := renderer.Rendered(1); ok {
+		t.Fatal("a missing item was reported rendered")
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		data, _ := waiter.Rendered(1)
+		got <- data
+	}()
+	renderer.Store(1, []byte("rendered once"))
+	if data := <-got; string(data) != "rendered once" {
+		t.Fatalf("waiter got %q, want the renderer's rendering", data)
+	}
+
+	// The renderer gives up (its emit failed): the waiter finds nothing and claims it itself.
+	if _, ok := renderer.Rendered(2); ok {
+		t.Fatal("a missing item was reported rendered")
+	}
+	gaveUp := make(chan bool, 1)
+	go func() {
+		_, ok := waiter.Rendered(2)
+		gaveUp <- ok
+	}()
+	renderer.unclaim(Item{Key: 2})
+	if ok := <-gaveUp; ok {
+		t.Fatal("waiter got a rendering nobody stored")
+	}
+	// Now the claim is the waiter's or nobody's, never the renderer's: the third either claims
+	// it or waits for the waiter; either way nothing is stored, so it reports none.
+	if _, ok := third.Rendered(2); ok {
+		t.Fatal("third subscriber got a rendering nobody stored")
+	}
+	waiter.unclaim(Item{Key: 2})
+	third.unclaim(Item{Key: 2})
+	if n := countClaims(c); n != 0 {
+		t.Errorf("%d claims left after every claimant gave up", n)
+	}
+}
+
+func countClaims(c *RenderCache) (n int) {
+	c.claims.Range(func(any, any) bool { n++; return true })
+	return n
+}

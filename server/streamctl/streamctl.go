@@ -15,6 +15,7 @@ package streamctl
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Item describes one value a subscription resolver emits.
@@ -40,7 +41,9 @@ type Tracker interface {
 	// Emit hands over the description of the next item. It waits until the transport takes it
 	// and reports false when ctx ended first.
 	Emit(ctx context.Context, it Item) bool
-	// Rendered returns the cached rendering of the item with key, if any.
+	// Rendered returns the cached rendering of the item with key. While another subscriber
+	// of the same operation is rendering it, it waits for that (briefly). When it reports
+	// none, the item is the caller's to render: emit it without Data.
 	Rendered(key int64) ([]byte, bool)
 	// End says no more items follow (call it before closing the resolver's channel).
 	End()
@@ -196,11 +199,13 @@ func (q *Queue) endDueLocked() bool {
 func (q *Queue) Emit(ctx context.Context, it Item) bool {
 	done := ctx.Done()
 	if closed(done) {
+		q.unclaim(it)
 		return false
 	}
 	q.mu.Lock()
 	if q.stopped {
 		q.mu.Unlock()
+		q.unclaim(it)
 		return false
 	}
 	if it.Data != nil && !it.Replay && q.direct != nil && q.pending == 0 {
@@ -226,6 +231,7 @@ func (q *Queue) Emit(ctx context.Context, it Item) bool {
 		q.mu.Lock()
 		q.pending--
 		q.mu.Unlock()
+		q.unclaim(it)
 		return false
 	}
 }
@@ -246,6 +252,7 @@ func (q *Queue) consumeLoop(ctx context.Context) {
 		select {
 		case it := <-q.items:
 			ok := q.consume(it)
+			q.unclaim(it)
 			q.mu.Lock()
 			q.pending--
 			if !ok {
@@ -273,7 +280,15 @@ func (q *Queue) Rendered(key int64) ([]byte, bool) {
 	if q.cache == nil {
 		return nil, false
 	}
-	return q.cache.Get(q.operation, key)
+	return q.cache.await(q.operation, key, q)
+}
+
+// unclaim gives up the queue's claim to render it (see RenderCache.await), once the item has
+// been consumed or refused: when it was rendered, Store already settled the claim.
+func (q *Queue) unclaim(it Item) {
+	if q.cache != nil && it.Key != 0 && it.Data == nil {
+		q.cache.unclaim(q.operation, it.Key, q)
+	}
 }
 
 // End implements Tracker.
@@ -296,13 +311,19 @@ func (q *Queue) Store(key int64, data []byte) {
 
 // RenderCache holds recently rendered items per operation fingerprint, bounded in entries and in
 // bytes (payloads reach 256 KiB, so a count alone could hold a gigabyte).
+//
+// Every subscriber of an operation looks every item up at about the same moment, from both
+// CPUs: lookups take no lock (a read-write mutex's reader count alone, written by every lookup,
+// kept a cache line bouncing between the cores). And when several subscribers find an item
+// missing at once, one renders it and the others wait for its rendering instead of each
+// executing the operation (see await).
 type RenderCache struct {
-	// mu is read-locked by every subscriber of an operation for every item, at the same
-	// moment, and write-locked once per item and operation.
-	mu         sync.RWMutex
+	m      sync.Map // renderKey → []byte
+	claims sync.Map // renderKey → *claim: an item being rendered
+
+	mu         sync.Mutex // serialises Put's bookkeeping
 	maxEntries int
 	maxBytes   int
-	m          map[renderKey][]byte
 	order      []renderKey // oldest first
 	bytes      int
 }
@@ -312,42 +333,111 @@ type renderKey struct {
 	key       int64
 }
 
+// claim marks an item one subscriber is rendering; done is closed when it is stored or given up.
+type claim struct {
+	owner *Queue
+	done  chan struct{}
+}
+
 // renderCacheBytes bounds the bytes a RenderCache holds.
 const renderCacheBytes = 32 << 20
 
+// renderWait bounds how long a subscriber waits for another one's rendering before it renders
+// the item itself: a rendering takes tens of microseconds, unless its renderer waits for a CPU.
+const renderWait = 20 * time.Millisecond
+
 // NewRenderCache makes a cache of at most max renderings and 32 MiB (oldest dropped first).
 func NewRenderCache(max int) *RenderCache {
-	return &RenderCache{maxEntries: max, maxBytes: renderCacheBytes, m: make(map[renderKey][]byte, max)}
+	return &RenderCache{maxEntries: max, maxBytes: renderCacheBytes}
 }
 
 // Get returns a rendering.
 func (c *RenderCache) Get(operation string, key int64) ([]byte, bool) {
-	c.mu.RLock()
-	data, ok := c.m[renderKey{operation, key}]
-	c.mu.RUnlock()
-	return data, ok
+	return c.get(renderKey{operation, key})
 }
 
-// Put stores a copy of data. A rendering over 1/64 of the byte budget is not kept: sharing it
-// would push out many others.
-func (c *RenderCache) Put(operation string, key int64, data []byte) {
-	if len(data) > c.maxBytes/64 {
-		return
+func (c *RenderCache) get(k renderKey) ([]byte, bool) {
+	v, ok := c.m.Load(k)
+	if !ok {
+		return nil, false
 	}
+	return v.([]byte), true
+}
+
+// await returns the rendering of an item. When it is missing and nobody renders it, owner
+// claims it and await reports none: owner renders it, and Put or unclaim settles the claim.
+// When another queue holds the claim, await waits for the rendering, at most renderWait; if it
+// still is not there (the renderer failed, or is slow), the caller renders it too, unclaimed.
+func (c *RenderCache) await(operation string, key int64, owner *Queue) ([]byte, bool) {
 	k := renderKey{operation, key}
-	cp := append([]byte(nil), data...)
+	if data, ok := c.get(k); ok {
+		return data, true
+	}
+	mine := &claim{owner: owner, done: make(chan struct{})}
+	v, claimed := c.claims.LoadOrStore(k, mine)
+	if !claimed {
+		// Claimed: unless it was stored between the lookup and the claim.
+		if data, ok := c.get(k); ok {
+			c.settle(k, mine)
+			return data, true
+		}
+		return nil, false
+	}
+	other := v.(*claim)
+	if other.owner == owner {
+		return nil, false // its own claim, from an emit that did not get through
+	}
+	timer := time.NewTimer(renderWait)
+	select {
+	case <-other.done:
+	case <-timer.C:
+	}
+	timer.Stop()
+	return c.get(k)
+}
+
+// unclaim settles owner's claim on an item, if it holds one.
+func (c *RenderCache) unclaim(operation string, key int64, owner *Queue) {
+	k := renderKey{operation, key}
+	if v, ok := c.claims.Load(k); ok && v.(*claim).owner == owner {
+		c.settle(k, v.(*claim))
+	}
+}
+
+// settle ends a claim and wakes its waiters; whoever removes the claim closes it, once.
+func (c *RenderCache) settle(k renderKey, cl *claim) {
+	if c.claims.CompareAndDelete(k, cl) {
+		close(cl.done)
+	}
+}
+
+// Put stores a copy of data and wakes the subscribers waiting for it. A rendering over 1/64 of
+// the byte budget is not kept: sharing it would push out many others.
+func (c *RenderCache) Put(operation string, key int64, data []byte) {
+	k := renderKey{operation, key}
+	if len(data) <= c.maxBytes/64 {
+		c.store(k, data)
+	}
+	if v, ok := c.claims.Load(k); ok {
+		c.settle(k, v.(*claim))
+	}
+}
+
+func (c *RenderCache) store(k renderKey, data []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.m[k]; ok {
+	if _, ok := c.m.Load(k); ok {
 		return
 	}
-	c.m[k] = cp
+	cp := append([]byte(nil), data...)
+	c.m.Store(k, cp)
 	c.order = append(c.order, k)
 	c.bytes += len(cp)
 	for len(c.order) > c.maxEntries || c.bytes > c.maxBytes {
 		old := c.order[0]
 		c.order = c.order[1:]
-		c.bytes -= len(c.m[old])
-		delete(c.m, old)
+		if v, ok := c.m.LoadAndDelete(old); ok {
+			c.bytes -= len(v.([]byte))
+		}
 	}
 }
