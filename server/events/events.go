@@ -69,6 +69,8 @@ type Service struct {
 
 	// writes groups concurrent publishes into shared transactions (see write.go).
 	writes groupCommit
+	// cursors are the latest events' cursors, which every live stream sends (stream.go).
+	cursors cursorMemo
 
 	limMu    sync.Mutex
 	limiters map[int]*rate.Limiter

@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"encoding/json"
+	"sync/atomic"
 
 	"github.com/eventgate/eventgate/ent"
 	"github.com/eventgate/eventgate/graph/scalar"
@@ -50,7 +51,7 @@ func (s *Service) follow(ctx context.Context, out chan<- *ent.Event, types []str
 	defer cancel()
 	want := func(e *ent.Event) bool { return types == nil || containsString(types, e.Type) }
 	send := func(e *ent.Event, replay bool) bool {
-		it := streamctl.Item{Cursor: string(scalar.CursorFor(int64(e.ID))), Replay: replay, Key: int64(e.ID)}
+		it := streamctl.Item{Cursor: s.cursors.get(int64(e.ID)), Replay: replay, Key: int64(e.ID)}
 		// Rendered for another subscriber of the same operation: hand over the bytes only.
 		if data, ok := tracker.Rendered(it.Key); ok {
 			it.Data = data
@@ -135,6 +136,28 @@ func followLive[T any](ctx context.Context, sub *eventbus.Subscription[T], handl
 		case <-sub.Ready():
 		}
 	}
+}
+
+// cursorMemo remembers the cursors of recent events: each live event's cursor is sent by every
+// stream, thousands of times, and encoding it is an allocation each.
+type cursorMemo struct {
+	slots [256]atomic.Pointer[memoCursor]
+}
+
+type memoCursor struct {
+	id     int64
+	cursor string
+}
+
+// get returns the cursor of the event with id.
+func (m *cursorMemo) get(id int64) string {
+	slot := &m.slots[uint64(id)%uint64(len(m.slots))]
+	if c := slot.Load(); c != nil && c.id == id {
+		return c.cursor
+	}
+	c := &memoCursor{id, string(scalar.CursorFor(id))}
+	slot.Store(c)
+	return c.cursor
 }
 
 func containsString(list []string, s string) bool {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/eventgate/eventgate/ent"
+	"github.com/eventgate/eventgate/graph/scalar"
 )
 
 func publishUser(t *testing.T, svc *Service, userID int) *ent.Event {
@@ -68,5 +69,15 @@ func TestDeliveryUpdatesEndWhenBehind(t *testing.T) {
 	}
 	if got >= 10 {
 		t.Fatalf("got all %d changes, want the stream to end when it fell behind", got)
+	}
+}
+
+func TestCursorMemo(t *testing.T) {
+	var m cursorMemo
+	// 5 and 261 share a slot: each must still get its own cursor, however they alternate.
+	for _, id := range []int64{5, 5, 261, 5, 261, 261, 1 << 40} {
+		if got, want := m.get(id), string(scalar.CursorFor(id)); got != want {
+			t.Fatalf("cursor of %d: got %s, want %s", id, got, want)
+		}
 	}
 }

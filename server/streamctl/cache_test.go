@@ -81,3 +81,17 @@ func countClaims(c *RenderCache) (n int) {
 	c.claims.Range(func(any, any) bool { n++; return true })
 	return n
 }
+
+// TestRenderCacheCollidingOperations checks that two operations whose fingerprints hash alike
+// never get each other's renderings.
+func TestRenderCacheCollidingOperations(t *testing.T) {
+	c := NewRenderCache(10)
+	a, b := opKey{"query A", 7}, opKey{"query B", 7}
+	c.put(a, 1, []byte("A's"))
+	if data, ok := c.get(b, 1); ok {
+		t.Fatalf("operation B got %q, a rendering of operation A", data)
+	}
+	if data, ok := c.get(a, 1); !ok || string(data) != "A's" {
+		t.Fatalf("operation A got %q, %v; want its own rendering", data, ok)
+	}
+}

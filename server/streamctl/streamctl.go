@@ -14,6 +14,7 @@ package streamctl
 
 import (
 	"context"
+	"hash/maphash"
 	"sync"
 	"time"
 )
@@ -103,7 +104,7 @@ func End(ctx context.Context) { From(ctx).End() }
 type Queue struct {
 	items     chan Item
 	cache     *RenderCache
-	operation string
+	operation opKey
 
 	mu      sync.Mutex
 	start   string
@@ -128,7 +129,11 @@ type Queue struct {
 // NewQueue makes a Queue. With cache set, items are looked up in it under the operation's
 // fingerprint (see RenderCache).
 func NewQueue(cache *RenderCache, operation string) *Queue {
-	return &Queue{items: make(chan Item), cache: cache, operation: operation}
+	q := &Queue{items: make(chan Item), cache: cache}
+	if cache != nil {
+		q.operation = cache.opKey(operation)
+	}
+	return q
 }
 
 // Start implements Tracker.
@@ -305,7 +310,7 @@ func (q *Queue) End() {
 // Store keeps an item's rendering for the other subscribers of the same operation.
 func (q *Queue) Store(key int64, data []byte) {
 	if q.cache != nil && key != 0 {
-		q.cache.Put(q.operation, key, data)
+		q.cache.put(q.operation, key, data)
 	}
 }
 
@@ -318,8 +323,11 @@ func (q *Queue) Store(key int64, data []byte) {
 // missing at once, one renders it and the others wait for its rendering instead of each
 // executing the operation (see await).
 type RenderCache struct {
-	m      sync.Map // renderKey → []byte
+	m      sync.Map // renderKey → *rendering
 	claims sync.Map // renderKey → *claim: an item being rendered
+	// seed hashes fingerprints: a queue hashes its operation's once, and lookups hash only
+	// the two numbers of a renderKey, not a fingerprint as long as the query.
+	seed maphash.Seed
 
 	mu         sync.Mutex // serialises Put's bookkeeping
 	maxEntries int
@@ -328,9 +336,26 @@ type RenderCache struct {
 	bytes      int
 }
 
+// opKey is an operation's fingerprint with its hash.
+type opKey struct {
+	name string
+	hash uint64
+}
+
+func (c *RenderCache) opKey(operation string) opKey {
+	return opKey{operation, maphash.String(c.seed, operation)}
+}
+
+// renderKey is where an item's rendering is kept. Two operations whose fingerprints hash alike
+// share keys; the rendering says whose it is (see get), so they only miss each other's.
 type renderKey struct {
-	operation string
+	operation uint64
 	key       int64
+}
+
+type rendering struct {
+	operation string
+	data      []byte
 }
 
 // claim marks an item one subscriber is rendering; done is closed when it is stored or given up.
@@ -348,36 +373,40 @@ const renderWait = 20 * time.Millisecond
 
 // NewRenderCache makes a cache of at most max renderings and 32 MiB (oldest dropped first).
 func NewRenderCache(max int) *RenderCache {
-	return &RenderCache{maxEntries: max, maxBytes: renderCacheBytes}
+	return &RenderCache{maxEntries: max, maxBytes: renderCacheBytes, seed: maphash.MakeSeed()}
 }
 
 // Get returns a rendering.
 func (c *RenderCache) Get(operation string, key int64) ([]byte, bool) {
-	return c.get(renderKey{operation, key})
+	return c.get(c.opKey(operation), key)
 }
 
-func (c *RenderCache) get(k renderKey) ([]byte, bool) {
-	v, ok := c.m.Load(k)
+func (c *RenderCache) get(op opKey, key int64) ([]byte, bool) {
+	v, ok := c.m.Load(renderKey{op.hash, key})
 	if !ok {
 		return nil, false
 	}
-	return v.([]byte), true
+	r := v.(*rendering)
+	if r.operation != op.name {
+		return nil, false
+	}
+	return r.data, true
 }
 
 // await returns the rendering of an item. When it is missing and nobody renders it, owner
 // claims it and await reports none: owner renders it, and Put or unclaim settles the claim.
 // When another queue holds the claim, await waits for the rendering, at most renderWait; if it
 // still is not there (the renderer failed, or is slow), the caller renders it too, unclaimed.
-func (c *RenderCache) await(operation string, key int64, owner *Queue) ([]byte, bool) {
-	k := renderKey{operation, key}
-	if data, ok := c.get(k); ok {
+func (c *RenderCache) await(op opKey, key int64, owner *Queue) ([]byte, bool) {
+	k := renderKey{op.hash, key}
+	if data, ok := c.get(op, key); ok {
 		return data, true
 	}
 	mine := &claim{owner: owner, done: make(chan struct{})}
 	v, claimed := c.claims.LoadOrStore(k, mine)
 	if !claimed {
 		// Claimed: unless it was stored between the lookup and the claim.
-		if data, ok := c.get(k); ok {
+		if data, ok := c.get(op, key); ok {
 			c.settle(k, mine)
 			return data, true
 		}
@@ -393,12 +422,12 @@ func (c *RenderCache) await(operation string, key int64, owner *Queue) ([]byte, 
 	case <-timer.C:
 	}
 	timer.Stop()
-	return c.get(k)
+	return c.get(op, key)
 }
 
 // unclaim settles owner's claim on an item, if it holds one.
-func (c *RenderCache) unclaim(operation string, key int64, owner *Queue) {
-	k := renderKey{operation, key}
+func (c *RenderCache) unclaim(op opKey, key int64, owner *Queue) {
+	k := renderKey{op.hash, key}
 	if v, ok := c.claims.Load(k); ok && v.(*claim).owner == owner {
 		c.settle(k, v.(*claim))
 	}
@@ -414,30 +443,34 @@ func (c *RenderCache) settle(k renderKey, cl *claim) {
 // Put stores a copy of data and wakes the subscribers waiting for it. A rendering over 1/64 of
 // the byte budget is not kept: sharing it would push out many others.
 func (c *RenderCache) Put(operation string, key int64, data []byte) {
-	k := renderKey{operation, key}
+	c.put(c.opKey(operation), key, data)
+}
+
+func (c *RenderCache) put(op opKey, key int64, data []byte) {
+	k := renderKey{op.hash, key}
 	if len(data) <= c.maxBytes/64 {
-		c.store(k, data)
+		c.store(k, op.name, data)
 	}
 	if v, ok := c.claims.Load(k); ok {
 		c.settle(k, v.(*claim))
 	}
 }
 
-func (c *RenderCache) store(k renderKey, data []byte) {
+func (c *RenderCache) store(k renderKey, operation string, data []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.m.Load(k); ok {
-		return
+		return // stored already, or a rendering of a colliding operation that stays
 	}
 	cp := append([]byte(nil), data...)
-	c.m.Store(k, cp)
+	c.m.Store(k, &rendering{operation, cp})
 	c.order = append(c.order, k)
 	c.bytes += len(cp)
 	for len(c.order) > c.maxEntries || c.bytes > c.maxBytes {
 		old := c.order[0]
 		c.order = c.order[1:]
 		if v, ok := c.m.LoadAndDelete(old); ok {
-			c.bytes -= len(v.([]byte))
+			c.bytes -= len(v.(*rendering).data)
 		}
 	}
 }

@@ -29,13 +29,13 @@ const maxControl = 64
 // init timeout, the pings or keep-alives and the rechecks of the authentication (tick). They
 // share the fields under mu.
 type conn struct {
-	t     *Transport
-	ws    *websocket.Conn
-	net   net.Conn   // the socket itself
-	batch *batchConn // between gorilla and net: the writer's batches of frames
-	exec    graphql.GraphExecutor
-	header  http.Header
-	legacy  bool
+	t      *Transport
+	ws     *websocket.Conn
+	net    net.Conn   // the socket itself
+	batch  *batchConn // between gorilla and net: the writer's batches of frames
+	exec   graphql.GraphExecutor
+	header http.Header
+	legacy bool
 
 	// ctx carries the upgrade request's values, not its cancellation; it is the parent of
 	// every operation. It has no cancellation of its own: when the connection ends, serve
@@ -436,13 +436,13 @@ func (c *conn) flushFrames() bool {
 			return false
 		}
 		if len(c.ready) == 0 {
-			c.ready = nil
+			if cap(c.ready) > keepReady {
+				c.ready = nil
+			}
 			c.mu.Unlock()
 			return true
 		}
-		op := c.ready[0]
-		c.ready[0] = nil
-		c.ready = c.ready[1:]
+		op := c.popReady()
 		c.mu.Unlock()
 
 		f, st, more := op.q.Pop()
@@ -467,6 +467,19 @@ func (c *conn) flushFrames() bool {
 			c.mu.Unlock()
 		}
 	}
+}
+
+// keepReady is the capacity of the ready list an idle connection keeps: enough for its usual
+// few operations, so that queueing one for the writer does not allocate every time.
+const keepReady = 4
+
+// popReady takes the first operation off the ready list in place, keeping its array.
+func (c *conn) popReady() *operation {
+	op := c.ready[0]
+	n := copy(c.ready, c.ready[1:])
+	c.ready[n] = nil
+	c.ready = c.ready[:n]
+	return op
 }
 
 // finish forgets an operation whose last frame the writer took, freeing its id.
