@@ -206,6 +206,23 @@ func (s *Subscription[T]) Next() (v T, ok, lagged bool) {
 	return v, true, false
 }
 
+// NextBatch reads up to len(buf) values into buf, in publish order, with one lock for all of
+// them; lagged as for Next (then n is 0).
+func (s *Subscription[T]) NextBatch(buf []T) (n int, lagged bool) {
+	b := s.bus
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.head-s.next > s.size {
+		return 0, true
+	}
+	for n < len(buf) && s.next < b.head {
+		buf[n] = b.ring[s.next%uint64(len(b.ring))]
+		s.next++
+		n++
+	}
+	return n, false
+}
+
 // Close unregisters the subscription.
 func (s *Subscription[T]) Close() {
 	s.bus.mu.Lock()

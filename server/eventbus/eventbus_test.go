@@ -205,3 +205,30 @@ func TestManySubscribersAreAllTold(t *testing.T) {
 		}
 	}
 }
+
+func TestNextBatchReadsInOrderAndReportsLag(t *testing.T) {
+	b := New[int]()
+	s := b.Subscribe(8)
+	b.Publish(1, 2, 3, 4, 5)
+	buf := make([]int, 3)
+	var got []int
+	for {
+		n, lagged := s.NextBatch(buf)
+		if lagged {
+			t.Fatal("lagged although within its size")
+		}
+		if n == 0 {
+			break
+		}
+		got = append(got, buf[:n]...)
+	}
+	if fmt.Sprint(got) != "[1 2 3 4 5]" {
+		t.Fatalf("got %v, want [1 2 3 4 5]", got)
+	}
+	for i := range 9 {
+		b.Publish(i)
+	}
+	if n, lagged := s.NextBatch(buf); !lagged || n != 0 {
+		t.Fatalf("after 9 values with size 8: got n=%d lagged=%v, want lagged", n, lagged)
+	}
+}

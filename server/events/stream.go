@@ -117,17 +117,22 @@ func (s *Service) follow(ctx context.Context, out chan<- *ent.Event, types []str
 // lags (true: it missed values).
 func followLive[T any](ctx context.Context, sub *eventbus.Subscription[T], handle func(T) bool) (lagged bool) {
 	done := ctx.Done()
+	var batch [32]T
+	var zero T
 	for {
 		for {
-			v, ok, lag := sub.Next()
+			n, lag := sub.NextBatch(batch[:])
 			if lag {
 				return true
 			}
-			if !ok {
-				break
+			for i, v := range batch[:n] {
+				batch[i] = zero // held no longer than handled
+				if !handle(v) {
+					return false
+				}
 			}
-			if !handle(v) {
-				return false
+			if n < len(batch) {
+				break
 			}
 		}
 		select {

@@ -262,6 +262,37 @@ func (q *Queue) Pop() (f Frame, st Status, more bool) {
 	return f, st, more
 }
 
+// PopFrames takes up to len(buf) data frames at once into buf, in order, with one lock instead
+// of one per frame: the writer of a busy stream writes them together. It returns how many it
+// took and whether Pop should be called again, as Pop does. When it takes none, Pop tells what
+// is left (the end of the stream, or nothing).
+func (q *Queue) PopFrames(buf []Frame) (n int, more bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for n < len(buf) && q.n > 0 {
+		f := q.buf[q.head]
+		q.buf[q.head] = Frame{}
+		q.head = (q.head + 1) % len(q.buf)
+		q.n--
+		// As in Pop: a frame counts as sent once the writer has it.
+		if f.Cursor != "" {
+			q.last = f.Cursor
+		}
+		buf[n] = f
+		n++
+	}
+	if n == 0 {
+		return 0, q.n > 0 || (q.ended && !q.consumed)
+	}
+	if q.n == 0 && len(q.buf) > keepRing {
+		q.release()
+	}
+	q.signalSpace()
+	more = q.n > 0 || (q.ended && !q.consumed)
+	q.scheduled = more
+	return n, more
+}
+
 // ResumeCursor returns the cursor of the last frame handed to the writer, else the cursor the
 // resolver started from.
 func (q *Queue) ResumeCursor() string {

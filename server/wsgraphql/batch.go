@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/eventgate/eventgate/server/substream"
 )
 
 // batchLimit is how many bytes a held batchConn collects before it writes them out anyway:
@@ -76,6 +78,12 @@ func (b *batchConn) Write(p []byte) (int, error) {
 // writeText sends one text message, head followed by tail, as a single final frame. After a
 // close frame it sends nothing and returns websocket.ErrCloseSent, as gorilla would.
 func (b *batchConn) writeText(head, tail []byte) error {
+	return b.writeFrames([]substream.Frame{{Data: head, Tail: tail}})
+}
+
+// writeFrames sends frames as text messages, one final frame each, with one lock for all of
+// them.
+func (b *batchConn) writeFrames(frames []substream.Frame) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.err != nil {
@@ -84,14 +92,19 @@ func (b *batchConn) writeText(head, tail []byte) error {
 	if b.closeSent {
 		return websocket.ErrCloseSent
 	}
-	buf := appendTextHeader(*b.bufLocked(), len(head)+len(tail))
-	*b.buf = append(append(buf, head...), tail...)
+	for _, f := range frames {
+		buf := appendTextHeader(*b.bufLocked(), len(f.Data)+len(f.Tail))
+		*b.buf = append(append(buf, f.Data...), f.Tail...)
+		if err := b.spillLocked(); err != nil {
+			return err
+		}
+	}
 	if !b.holding {
 		err := b.writeOutLocked()
 		b.putBufLocked()
 		return err
 	}
-	return b.spillLocked()
+	return nil
 }
 
 // appendTextHeader appends the header of an unmasked final text frame of n payload bytes
