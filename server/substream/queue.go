@@ -334,9 +334,10 @@ func (q *Queue) drop() {
 	q.release()
 }
 
-// keepRing is the ring size an emptied queue keeps: small enough to cost nothing on an idle
-// subscription, large enough that a steady trickle does not allocate per frame.
-const keepRing = 8
+// keepRing is the ring size an emptied queue keeps: small enough to cost little on an idle
+// subscription (2 KiB at most, and only after a burst), large enough that neither a steady
+// trickle nor the usual burst of a batch of events allocates a ring again each time.
+const keepRing = 32
 
 // release frees the ring of an empty queue, so a burst does not pin memory for the lifetime
 // of a mostly idle subscription.
