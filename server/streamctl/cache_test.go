@@ -52,7 +52,8 @@ func TestRenderClaims(t *testing.T) {
 		t.Fatalf("waiter got %q, want the renderer's rendering", data)
 	}
 
-	// The renderer gives up (its emit failed): the waiter finds nothing and claims it itself.
+	// The renderer gives up (its emit failed): the waiter, woken, finds nothing and renders it
+	// itself (it claims it only if it came after the renderer gave up).
 	if _, ok := renderer.Rendered(2); ok {
 		t.Fatal("a missing item was reported rendered")
 	}

@@ -87,7 +87,9 @@ func Start(ctx context.Context, cursor string) { From(ctx).Start(cursor) }
 // Emit reports an item to the transport, if one listens; false means ctx ended.
 func Emit(ctx context.Context, it Item) bool { return From(ctx).Emit(ctx, it) }
 
-// Rendered looks an item up in the transport's render cache.
+// Rendered looks an item up in the transport's render cache, as Tracker.Rendered does: when it
+// reports none, the caller has the item to render and must emit it next, without Data (the
+// other subscribers of the operation wait for that rendering).
 func Rendered(ctx context.Context, key int64) ([]byte, bool) {
 	if key == 0 {
 		return nil, false

@@ -49,9 +49,13 @@ func newBatchConn(c net.Conn, pool *sync.Pool, timeout time.Duration) *batchConn
 // SetWriteDeadline implements net.Conn; gorilla calls it before each control frame.
 func (b *batchConn) SetWriteDeadline(t time.Time) error {
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	err := b.Conn.SetWriteDeadline(t)
 	b.deadline = t
-	b.mu.Unlock()
-	return b.Conn.SetWriteDeadline(t)
+	if err != nil {
+		b.deadline = time.Time{}
+	}
+	return err
 }
 
 // Write implements net.Conn for gorilla, which writes its handshake answer and then each control
@@ -66,9 +70,14 @@ func (b *batchConn) Write(p []byte) (int, error) {
 		b.closeSent = true
 	}
 	if !b.holding {
-		return b.Conn.Write(p)
+		n, err := b.Conn.Write(p)
+		if err != nil {
+			b.err = err
+		}
+		return n, err
 	}
-	*b.bufLocked() = append(*b.buf, p...)
+	buf := b.bufLocked()
+	*buf = append(*buf, p...)
 	if err := b.spillLocked(); err != nil {
 		return 0, err
 	}

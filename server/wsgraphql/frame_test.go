@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -232,4 +234,76 @@ func upgradedPair(t *testing.T) (bc *batchConn, gw, ws *websocket.Conn) {
 	}
 	t.Cleanup(func() { gw.Close() })
 	return bc, gw, ws
+}
+
+// gateConn can stop one SetWriteDeadline just before it reaches the socket, as a preemption
+// between batchConn.SetWriteDeadline's Unlock and its socket call would.
+type gateConn struct {
+	net.Conn
+	hook    atomic.Bool
+	entered chan struct{}
+	gate    chan struct{}
+	// failNext makes the next Write write one byte and fail with a timeout (a partial write).
+	failNext atomic.Bool
+}
+
+func (g *gateConn) SetWriteDeadline(t time.Time) error {
+	if g.hook.CompareAndSwap(true, false) {
+		g.entered <- struct{}{}
+		<-g.gate
+	}
+	return g.Conn.SetWriteDeadline(t)
+}
+
+func (g *gateConn) Write(p []byte) (int, error) {
+	if g.failNext.CompareAndSwap(true, false) {
+		n, _ := g.Conn.Write(p[:1])
+		return n, os.ErrDeadlineExceeded
+	}
+	return g.Conn.Write(p)
+}
+
+func newGated(t *testing.T, timeout time.Duration) (*batchConn, *gateConn, net.Conn) {
+	server, client := net.Pipe()
+	t.Cleanup(func() { server.Close(); client.Close() })
+	g := &gateConn{Conn: server, entered: make(chan struct{}), gate: make(chan struct{})}
+	var pool sync.Pool
+	return newBatchConn(g, &pool, timeout), g, client
+}
+
+// A pong's SetWriteDeadline (the reader's goroutine) racing the writer after an idle spell: the
+// writer must not trust a deadline the socket does not have yet, or it writes under the old,
+// expired one and the connection is dropped for nothing.
+func TestDeadlineSetWhileTheWriterFlushes(t *testing.T) {
+	const timeout = 50 * time.Millisecond
+	bc, g, client := newGated(t, timeout)
+	go io.Copy(io.Discard, client)
+	if err := bc.writeText([]byte("first"), nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * timeout) // idle: the socket's deadline has passed
+	g.hook.Store(true)
+	go bc.SetWriteDeadline(time.Now().Add(timeout)) // gorilla's WriteControl(Pong, …)
+	<-g.entered
+	// The preempted goroutine gets the CPU back a little later.
+	time.AfterFunc(10*time.Millisecond, func() { close(g.gate) })
+	if err := bc.writeText([]byte("event"), nil); err != nil {
+		t.Fatalf("writer's frame after an idle spell, racing a pong: %v (connection dropped)", err)
+	}
+}
+
+// A control frame gorilla writes straight to the socket (the reader's pong, outside a batch)
+// fails part-way: the writer must not send its next frame after half a pong, which the client
+// would read as a corrupt stream; the socket's error stands for it too.
+func TestFailedControlFrameStopsTheWriter(t *testing.T) {
+	bc, g, client := newGated(t, time.Second)
+	go io.Copy(io.Discard, client)
+	g.failNext.Store(true)
+	pong := []byte{0x80 | websocket.PongMessage, 0}
+	if _, err := bc.Write(pong); err == nil {
+		t.Fatal("want the pong's write to fail")
+	}
+	if err := bc.writeText([]byte("event"), nil); err == nil {
+		t.Fatal("writer's frame went out after a partly written pong; want the socket's error")
+	}
 }
