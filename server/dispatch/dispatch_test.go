@@ -459,10 +459,7 @@ func TestDisableAfterConsecutiveFailedDeliveries(t *testing.T) {
 	eachDB(t, func(t *testing.T, e *testEnv) {
 		rc := newReceiver(t, status(http.StatusInternalServerError))
 		w, _ := e.webhook(t, rc.URL)
-		var ids []int
-		for range 5 {
-			ids = append(ids, e.deliver(t, w, e.event(t, "user.created", userPayload)).ID)
-		}
+		ids := e.userCreatedDeliveries(t, w, 5)
 		cfg := testConfig()
 		cfg.Schedule = []time.Duration{} // one attempt each
 		cfg.PerWebhookInFlight = 1
@@ -581,10 +578,7 @@ func TestRateLimitSpacesRequests(t *testing.T) {
 	e := newEnv(t)
 	rc := newReceiver(t, status(http.StatusOK))
 	w, _ := e.webhook(t, rc.URL, func(c *ent.WebhookCreate) { c.SetRateLimitPerSecond(20) })
-	var ids []int
-	for range 5 {
-		ids = append(ids, e.deliver(t, w, e.event(t, "user.created", userPayload)).ID)
-	}
+	ids := e.userCreatedDeliveries(t, w, 5)
 	e.start(t, testConfig(), Hooks{})
 	for _, id := range ids {
 		e.waitStatus(t, id, delivery.StatusSUCCESS)
@@ -683,10 +677,7 @@ func TestStopReleasesClaims(t *testing.T) {
 	eachDB(t, func(t *testing.T, e *testEnv) {
 		rc, _ := heldReceiver(t)
 		w, _ := e.webhook(t, rc.URL)
-		var ids []int
-		for range 2 { // one in flight, one claimed and waiting (the limit for a new webhook)
-			ids = append(ids, e.deliver(t, w, e.event(t, "user.created", userPayload)).ID)
-		}
+		ids := e.userCreatedDeliveries(t, w, 2) // one in flight, one claimed and waiting (the limit for a new webhook)
 		cfg := testConfig()
 		cfg.PerWebhookInFlight = 1
 		cfg.ShutdownTimeout = 100 * time.Millisecond
@@ -810,10 +801,7 @@ func TestTwoInstancesDeliverEachOnceWithRenewedLeases(t *testing.T) {
 			w.WriteHeader(http.StatusOK)
 		})
 		w, _ := e.webhook(t, rc.URL)
-		var ids []int
-		for range 16 {
-			ids = append(ids, e.deliver(t, w, e.event(t, "user.created", userPayload)).ID)
-		}
+		ids := e.userCreatedDeliveries(t, w, 16)
 		for _, name := range []string{"instance-a", "instance-b"} {
 			cfg := testConfig()
 			cfg.InstanceID = name
@@ -876,10 +864,7 @@ func TestOneInFlightSendsInDueOrder(t *testing.T) {
 	e := newEnv(t)
 	rc := newReceiver(t, status(http.StatusOK))
 	w, _ := e.webhook(t, rc.URL)
-	var ids []int
-	for range 40 {
-		ids = append(ids, e.deliver(t, w, e.event(t, "user.created", userPayload)).ID)
-	}
+	ids := e.userCreatedDeliveries(t, w, 40)
 	cfg := testConfig()
 	cfg.PerWebhookInFlight = 1
 	e.start(t, cfg, Hooks{})

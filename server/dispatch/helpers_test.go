@@ -232,6 +232,17 @@ func (e *testEnv) deliver(t testing.TB, w *ent.Webhook, ev *ent.Event) *ent.Deli
 	return d
 }
 
+// userCreatedDeliveries stores n due deliveries to w, each of its own user.created event, and
+// returns their ids in order.
+func (e *testEnv) userCreatedDeliveries(t testing.TB, w *ent.Webhook, n int) []int {
+	t.Helper()
+	ids := make([]int, n)
+	for i := range ids {
+		ids[i] = e.deliver(t, w, e.event(t, "user.created", userPayload)).ID
+	}
+	return ids
+}
+
 // deliverMany stores n due deliveries of ev to w, in one statement per 500, and returns their ids
 // in creation order.
 func (e *testEnv) deliverMany(t testing.TB, w *ent.Webhook, ev *ent.Event, n int) []int {

@@ -192,18 +192,9 @@ func (s *Subscription[T]) Ready() <-chan struct{} { return s.ready }
 // reports that the subscriber fell more than its size values behind: it missed values and
 // gets none any more.
 func (s *Subscription[T]) Next() (v T, ok, lagged bool) {
-	b := s.bus
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	switch {
-	case b.head-s.next > s.size:
-		return v, false, true
-	case s.next == b.head:
-		return v, false, false
-	}
-	v = b.ring[s.next%uint64(len(b.ring))]
-	s.next++
-	return v, true, false
+	var one [1]T
+	n, lagged := s.NextBatch(one[:])
+	return one[0], n == 1, lagged
 }
 
 // NextBatch reads up to len(buf) values into buf, in publish order, with one lock for all of

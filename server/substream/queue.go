@@ -233,17 +233,9 @@ func (q *Queue) Pop() (f Frame, st Status, more bool) {
 	defer q.mu.Unlock()
 	switch {
 	case q.n > 0:
-		f = q.buf[q.head]
-		q.buf[q.head] = Frame{}
-		q.head = (q.head + 1) % len(q.buf)
-		q.n--
+		f = q.takeLocked()
 		if q.n == 0 && len(q.buf) > keepRing {
 			q.release()
-		}
-		// The frame counts as sent from here: the writer writes it next, and if that write
-		// fails the connection is gone and nobody hears about a resume point anyway.
-		if f.Cursor != "" {
-			q.last = f.Cursor
 		}
 		st = Data
 		q.signalSpace()
@@ -270,15 +262,7 @@ func (q *Queue) PopFrames(buf []Frame) (n int, more bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for n < len(buf) && q.n > 0 {
-		f := q.buf[q.head]
-		q.buf[q.head] = Frame{}
-		q.head = (q.head + 1) % len(q.buf)
-		q.n--
-		// As in Pop: a frame counts as sent once the writer has it.
-		if f.Cursor != "" {
-			q.last = f.Cursor
-		}
-		buf[n] = f
+		buf[n] = q.takeLocked()
 		n++
 	}
 	if n == 0 {
@@ -291,6 +275,20 @@ func (q *Queue) PopFrames(buf []Frame) (n int, more bool) {
 	more = q.n > 0 || (q.ended && !q.consumed)
 	q.scheduled = more
 	return n, more
+}
+
+// takeLocked removes the first queued frame (there is one) and returns it. The frame counts as
+// sent from here: the writer writes it next, and if that write fails the connection is gone and
+// nobody hears about a resume point anyway.
+func (q *Queue) takeLocked() Frame {
+	f := q.buf[q.head]
+	q.buf[q.head] = Frame{}
+	q.head = (q.head + 1) % len(q.buf)
+	q.n--
+	if f.Cursor != "" {
+		q.last = f.Cursor
+	}
+	return f
 }
 
 // ResumeCursor returns the cursor of the last frame handed to the writer, else the cursor the
